@@ -1,0 +1,39 @@
+// 2-D convolution, forward and backward, float32, NCHW.
+//
+// x is (N,C,H,W), w is (K,C/G,R,S), b is (K), y is (N,K,P,Q).
+// Every function overwrites its output (=) and never reads it first.
+// Inputs must be C-contiguous; params must come from conv2d_make_params.
+#pragma once
+
+#include "fastconv/shapes.h"
+#include "fastconv/status.h"
+
+namespace fastconv {
+
+enum class ConvAlgo {
+  kAuto = 0,
+  kDirect,  // loops over (c, r, s) on whole output rows; no workspace
+  kIm2col,  // one image at a time: column buffer (C/G*R*S, P*Q) + sgemm
+};
+enum class ConvPass { kForward = 0, kBackwardInput, kBackwardWeight };
+
+const char* conv_algo_name(ConvAlgo a);                // "direct", "im2col", "auto"
+bool conv_algo_from_name(const char* s, ConvAlgo* a);  // false if unknown
+const char* conv_pass_name(ConvPass p);                // "forward", "backward_input", ...
+
+// The algorithm kAuto resolves to for this pass and shape.
+ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p);
+
+// y = conv(x, w) + b; b may be null.
+Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
+                      const Conv2dParams& p, ConvAlgo algo);
+// dx = d(loss)/dx given dy = d(loss)/dy.
+Status conv2d_backward_input(float* dx, const float* dy, const float* w, const Conv2dParams& p,
+                             ConvAlgo algo);
+// dw = sum over the batch of dy (x) x.
+Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const Conv2dParams& p,
+                              ConvAlgo algo);
+// db[k] = sum of dy[:, k, :, :].
+Status conv2d_backward_bias(float* db, const float* dy, const Conv2dParams& p);
+
+}  // namespace fastconv

@@ -1,0 +1,54 @@
+// Run-time ISA dispatch.
+//
+// Each ISA's kernels are compiled in their own translation units with their
+// own flags (cpp/kernels/<isa>/); nothing else is built above the x86-64
+// baseline. The kernel table is chosen once, at import, from CPUID, and
+// FASTCONV_ISA=scalar|avx2|avx512 forces a level (an error if the CPU or the
+// build lacks it).
+#pragma once
+
+#include <cstdint>
+
+#include "fastconv/shapes.h"
+#include "fastconv/status.h"
+
+namespace fastconv {
+
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+constexpr int kNumIsas = 3;
+
+const char* isa_name(Isa isa);                 // "scalar", "avx2", "avx512"
+bool isa_from_name(const char* s, Isa* isa);   // false if unknown
+bool isa_compiled(Isa isa);                    // built into this binary
+bool isa_cpu_supports(Isa isa);                // this CPU (and OS) can run it
+Isa isa_detected();                            // best level compiled and supported
+Isa isa_active();                              // the level in use
+
+// Reads FASTCONV_ISA (if set) and chooses the kernel table. Called once at
+// import; returns an error naming the problem if FASTCONV_ISA is invalid or
+// unsupported.
+Status isa_init_from_env();
+// Switches the active level (tests use it to cover every ISA in one process).
+// Not to be called while another thread is inside a kernel.
+Status isa_force(Isa isa);
+
+// The table of kernel variants for one ISA: one function pointer per entry
+// of kernels/registry.inc.
+struct KernelTable {
+#define FASTCONV_KERNEL(name, ret, args) ret(*name) args;
+#include "kernels/registry.inc"
+#undef FASTCONV_KERNEL
+};
+
+const KernelTable& kernels();  // the active table
+
+// Kernel names in registry order ("conv2d_forward_direct", ...).
+int kernel_count();
+const char* kernel_name(int i);
+
+// Filled by each ISA translation unit.
+void fill_kernel_table__scalar(KernelTable* t);
+void fill_kernel_table__avx2(KernelTable* t);
+void fill_kernel_table__avx512(KernelTable* t);
+
+}  // namespace fastconv

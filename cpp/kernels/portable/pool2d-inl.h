@@ -1,0 +1,106 @@
+// Pooling kernels (portable bodies), one (n, c) plane per call, with
+// PyTorch's semantics. x is (H,W), y and idx are (P,Q); window (p, q) covers
+// rows p*stride_h - pad_h + r*dil_h and columns q*stride_w - pad_w + s*dil_w.
+// Positions outside the input are skipped (never selected, never summed).
+// Covered by tests/test_pool2d.py (exact equality with fastconv.reference).
+
+namespace fastconv {
+namespace FASTCONV_ISA_NS {
+
+// Max pooling, PyTorch's NCHW CPU rule: start from -inf and the first
+// in-bounds position, take a value when it is greater or NaN. So ties keep
+// the first maximum in row-major window order and the last NaN wins.
+void max_pool2d_forward(float* y, int64_t* idx, const float* x, const Pool2dParams& p) {
+  const int64_t H = p.H, W = p.W, R = p.R, S = p.S, P = p.P, Q = p.Q;
+  for (int64_t pp = 0; pp < P; ++pp) {
+    const int64_t h0 = pp * p.stride_h - p.pad_h;
+    const int64_t r_lo = first_in_range(h0, p.dil_h);
+    const int64_t r_hi = imin(R, end_in_range(h0, p.dil_h, H));
+    for (int64_t q = 0; q < Q; ++q) {
+      const int64_t w0 = q * p.stride_w - p.pad_w;
+      const int64_t s_lo = first_in_range(w0, p.dil_w);
+      const int64_t s_hi = imin(S, end_in_range(w0, p.dil_w, W));
+      float best = -__builtin_inff();
+      int64_t best_i = 0;  // only for a window with no in-bounds position (not reachable)
+      if (r_lo < r_hi && s_lo < s_hi) best_i = (h0 + r_lo * p.dil_h) * W + w0 + s_lo * p.dil_w;
+      for (int64_t r = r_lo; r < r_hi; ++r) {
+        const int64_t row = (h0 + r * p.dil_h) * W;
+        for (int64_t s = s_lo; s < s_hi; ++s) {
+          const int64_t i = row + w0 + s * p.dil_w;
+          const float v = x[i];
+          if (v > best || v != v) {
+            best = v;
+            best_i = i;
+          }
+        }
+      }
+      y[pp * Q + q] = best;
+      if (idx) idx[pp * Q + q] = best_i;
+    }
+  }
+}
+
+// dx (H,W) = 0; dx[idx[i]] += dy[i] for i in row-major order. Indices were
+// checked to lie in [0, H*W) by the driver.
+void max_pool2d_backward(float* dx, const float* dy, const int64_t* idx, const Pool2dParams& p) {
+  for (int64_t i = 0; i < p.H * p.W; ++i) dx[i] = 0.0f;
+  for (int64_t i = 0; i < p.P * p.Q; ++i) dx[idx[i]] += dy[i];
+}
+
+// Window (p, q) of average pooling: its clipped row and column ranges and its
+// divisor (PyTorch's avg_pool2d rule).
+struct AvgWindow {
+  int64_t h_lo, h_hi, w_lo, w_hi;
+  float divisor;
+};
+static inline AvgWindow avg_window(const Pool2dParams& p, int64_t pp, int64_t q) {
+  int64_t h0 = pp * p.stride_h - p.pad_h, w0 = q * p.stride_w - p.pad_w;
+  int64_t h1 = imin(h0 + p.R, p.H + p.pad_h), w1 = imin(w0 + p.S, p.W + p.pad_w);
+  const int64_t padded_size = (h1 - h0) * (w1 - w0);
+  h0 = imax(h0, 0);
+  w0 = imax(w0, 0);
+  h1 = imin(h1, p.H);
+  w1 = imin(w1, p.W);
+  int64_t d;
+  if (p.divisor_override != 0) {
+    d = p.divisor_override;
+  } else if (p.count_include_pad) {
+    d = padded_size;
+  } else {
+    d = (h1 - h0) * (w1 - w0);
+  }
+  return AvgWindow{h0, h1, w0, w1, static_cast<float>(d)};
+}
+
+// y[p,q] = (sum of the window's in-bounds elements, row-major, from +0) / divisor.
+void avg_pool2d_forward(float* y, const float* x, const Pool2dParams& p) {
+  for (int64_t pp = 0; pp < p.P; ++pp) {
+    for (int64_t q = 0; q < p.Q; ++q) {
+      const AvgWindow win = avg_window(p, pp, q);
+      if (win.h_lo >= win.h_hi || win.w_lo >= win.w_hi) {
+        y[pp * p.Q + q] = 0.0f;
+        continue;
+      }
+      float sum = 0.0f;
+      for (int64_t h = win.h_lo; h < win.h_hi; ++h)
+        for (int64_t w = win.w_lo; w < win.w_hi; ++w) sum += x[h * p.W + w];
+      y[pp * p.Q + q] = sum / win.divisor;
+    }
+  }
+}
+
+// dx = 0; for windows in row-major order, dx[window] += dy[p,q] / divisor.
+void avg_pool2d_backward(float* dx, const float* dy, const Pool2dParams& p) {
+  for (int64_t i = 0; i < p.H * p.W; ++i) dx[i] = 0.0f;
+  for (int64_t pp = 0; pp < p.P; ++pp) {
+    for (int64_t q = 0; q < p.Q; ++q) {
+      const AvgWindow win = avg_window(p, pp, q);
+      const float g = dy[pp * p.Q + q] / win.divisor;
+      for (int64_t h = win.h_lo; h < win.h_hi; ++h)
+        for (int64_t w = win.w_lo; w < win.w_hi; ++w) dx[h * p.W + w] += g;
+    }
+  }
+}
+
+}  // namespace FASTCONV_ISA_NS
+}  // namespace fastconv

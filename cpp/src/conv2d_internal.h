@@ -1,0 +1,35 @@
+// Internal to the conv2d drivers (cpp/src/conv2d.cpp, cpp/src/im2col.cpp).
+#pragma once
+
+#include <cstdint>
+
+#include "fastconv/conv2d.h"
+
+namespace fastconv {
+
+// The batch reduction of the weight gradient is split into this many chunks
+// of consecutive images (fewer if N is smaller), whatever the thread count;
+// chunk partials are added in chunk order. So dw is bitwise identical for
+// any number of threads.
+constexpr int64_t kWeightGradChunks = 8;
+inline int64_t weight_grad_chunks(int64_t N) { return N < kWeightGradChunks ? N : kWeightGradChunks; }
+inline int64_t chunk_begin(int64_t chunk, int64_t chunks, int64_t N) { return chunk * N / chunks; }
+
+// col (C/G*R*S, P*Q) = the patches of group g of one image x (C,H,W); padding
+// gives zeros. Row (c, r, s) holds x[g*C/G + c, p*sh - pad_top + r*dil_h, ...]
+// for every output position (p, q).
+void im2col(float* col, const float* x, const Conv2dParams& p, int64_t g);
+
+// dx (the C/G channels of group g of one image, H, W) = 0, then every column
+// entry is added back to the input position it was read from (col2im).
+void col2im(float* dx, const float* col, const Conv2dParams& p, int64_t g);
+
+Status conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b,
+                             const Conv2dParams& p);
+Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
+                                    const Conv2dParams& p);
+// dw_partials holds weight_grad_chunks(N) arrays of K*C/G*R*S floats.
+Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const float* x,
+                                     const Conv2dParams& p);
+
+}  // namespace fastconv

@@ -1,0 +1,56 @@
+"""Threads and build/run-time configuration."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from . import _core
+
+_CONV_PASSES = ("forward", "backward_input", "backward_weight")
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads every fastconv op uses (process-wide).
+
+    Results do not depend on it: they are bitwise identical for any ``n``.
+    """
+    _core.set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """The number of threads fastconv ops use (default: OpenMP's, which
+    honours ``OMP_NUM_THREADS``)."""
+    return _core.get_num_threads()
+
+
+def show_config() -> Dict[str, Any]:
+    """Describe this build and the kernels it would use.
+
+    Returns
+    -------
+    dict
+        ``version``, ``isas_compiled``, ``isa_detected`` (best the CPU runs),
+        ``isa_active`` (in use; ``FASTCONV_ISA`` can force a lower level),
+        ``openmp`` / ``openmp_runtime`` / ``openmp_version``, ``num_threads``,
+        and ``kernels``: for each op, the kernel variant it runs on the
+        active ISA (``<op>_<pass>_<algo>__<isa>``; GEMM-based paths name the
+        GEMM kernel).
+    """
+    info = dict(_core.build_info())
+    isa = info["isa_active"]
+    k = {}
+    for p in _CONV_PASSES:
+        k[f"conv2d_{p} (algo='direct')"] = f"conv2d_{p}_direct__{isa}"
+        k[f"conv2d_{p} (algo='im2col')"] = f"im2col + sgemm_nn_accumulate__{isa}"
+    k["conv2d_backward_bias"] = f"conv2d_backward_bias__{isa}"
+    k["conv2d (algo='auto')"] = (
+        "im2col when C/groups*R*S >= 16 and K/groups >= 4, else direct "
+        "(fastconv._core.conv2d_choose_algo gives the choice for a shape)"
+    )
+    for op in ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
+               "avg_pool2d_backward"):
+        k[op] = f"{op}__{isa}"
+    k["linear"] = f"sgemm_nn_accumulate__{isa}"
+    info["kernels"] = k
+    info["kernel_variants"] = [f"{name}__{isa}" for name in _core.kernel_names()]
+    return info

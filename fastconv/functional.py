@@ -1,0 +1,244 @@
+"""The NumPy functional API: float32 NCHW convolution, pooling and linear ops.
+
+Every function has PyTorch's semantics and the same signature as its twin in
+:mod:`fastconv.reference` (plain NumPy, the oracle of the tests). Validation,
+output allocation and the choice of kernel happen in the C++ extension; this
+module only documents and forwards.
+
+Inputs must be ``numpy.float32`` arrays (any layout: views, negative strides,
+Fortran order and read-only arrays are accepted and give exactly the result
+of a contiguous copy). Any other dtype raises ``TypeError``; nothing is cast
+silently. Wrong shapes or parameters raise ``ValueError`` naming the shapes.
+The GIL is released while kernels run, and results are bitwise identical
+across calls and thread counts.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _core
+
+IntPair = Union[int, Tuple[int, int]]
+Padding = Union[int, Tuple[int, int], str]
+
+__all__ = [
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "linear",
+]
+
+
+def conv2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: Optional[np.ndarray] = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    algo: str = "auto",
+) -> np.ndarray:
+    """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
+
+    Parameters
+    ----------
+    x : ndarray, float32, shape (N, C, H, W)
+    weight : ndarray, float32, shape (K, C/groups, R, S)
+    bias : ndarray, float32, shape (K,), optional
+    stride, dilation : int or (int, int)
+    padding : int, (int, int), "valid" or "same"
+        Zero padding on both sides. ``"valid"`` is 0. ``"same"`` pads so the
+        output is ``ceil(n / stride)``; an odd total puts the extra row/column
+        at the bottom/right (Keras's rule, and PyTorch's for stride 1).
+    groups : int
+        C and K must be divisible by it; ``groups == C`` is depthwise.
+    algo : {"auto", "direct", "im2col"}
+        ``"direct"`` loops over the kernel taps on whole output rows;
+        ``"im2col"`` builds one image's column buffer and multiplies it with
+        fastconv's GEMM (the workspace never holds the whole batch).
+
+    Returns
+    -------
+    ndarray, float32, shape (N, K, P, Q)
+        ``P = floor((H + pad_top + pad_bottom - dilation*(R-1) - 1) / stride) + 1``.
+
+    Notes
+    -----
+    Padded positions count as zeros that are multiplied like any other value,
+    so a non-finite weight makes every output whose window touches padding NaN
+    (``0 * inf``), identically for every algorithm.
+    """
+    return _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, algo)
+
+
+def conv2d_backward(
+    grad_output: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    algo: str = "auto",
+    output_mask: Sequence[bool] = (True, True, True),
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """Gradients of :func:`conv2d`, as ``torch.ops.aten.convolution_backward``.
+
+    Parameters
+    ----------
+    grad_output : ndarray, float32, shape (N, K, P, Q)
+        Gradient of the loss with respect to the output of ``conv2d(x, weight, ...)``.
+    x, weight, stride, padding, dilation, groups, algo
+        As given to :func:`conv2d`.
+    output_mask : (bool, bool, bool)
+        Which of (grad_input, grad_weight, grad_bias) to compute.
+
+    Returns
+    -------
+    (grad_input, grad_weight, grad_bias)
+        Shapes (N, C, H, W), (K, C/groups, R, S) and (K,); ``None`` where the
+        mask is off. Input pixels no window reads (e.g. the rows a stride
+        skips) get zero gradient.
+    """
+    return tuple(  # type: ignore[return-value]
+        _core.conv2d_backward(
+            grad_output, x, weight, stride, padding, dilation, groups, algo, tuple(output_mask)
+        )
+    )
+
+
+def max_pool2d(
+    x: np.ndarray,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+    """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
+
+    Parameters
+    ----------
+    x : ndarray, float32, shape (N, C, H, W)
+    kernel_size, stride, padding, dilation : int or (int, int)
+        ``stride`` defaults to ``kernel_size``. Padding (at most half the
+        kernel) acts as -inf and is never selected.
+    ceil_mode : bool
+        Round the output size up, but no window may start in the right or
+        bottom padding.
+    return_indices : bool
+        Also return the argmax of each window.
+
+    Returns
+    -------
+    y : ndarray, float32, shape (N, C, P, Q)
+    indices : ndarray, int64, shape (N, C, P, Q), if ``return_indices``
+        Flat positions ``h * W + w`` inside each (n, c) plane, equal to
+        PyTorch's: ties go to the first maximum in row-major window order,
+        NaN wins (the last NaN of a window), and an all -inf window gives -inf
+        and its first in-bounds position.
+    """
+    return _core.max_pool2d_forward(
+        x, kernel_size, stride, padding, dilation, ceil_mode, return_indices
+    )
+
+
+def max_pool2d_backward(
+    grad_output: np.ndarray, indices: np.ndarray, input_shape: Sequence[int]
+) -> np.ndarray:
+    """Gradient of :func:`max_pool2d` with respect to its input.
+
+    Parameters
+    ----------
+    grad_output : ndarray, float32, shape (N, C, P, Q)
+    indices : ndarray, int64, shape (N, C, P, Q)
+        As returned by ``max_pool2d(..., return_indices=True)``. Every index is
+        checked to lie in ``[0, H*W)`` before anything is written.
+    input_shape : (N, C, H, W)
+
+    Returns
+    -------
+    ndarray, float32, shape (N, C, H, W)
+        Zero except where a window's maximum was; gradients of overlapping
+        windows that chose the same position add up.
+    """
+    return _core.max_pool2d_backward(grad_output, indices, tuple(input_shape))
+
+
+def avg_pool2d(
+    x: np.ndarray,
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> np.ndarray:
+    """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
+
+    The window's in-bounds elements are summed in row-major order and divided
+    once by ``divisor_override`` if given, else by the window size counting
+    the zero padding (``count_include_pad=True``) or not.
+
+    Returns
+    -------
+    ndarray, float32, shape (N, C, P, Q)
+    """
+    return _core.avg_pool2d_forward(
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
+
+
+def avg_pool2d_backward(
+    grad_output: np.ndarray,
+    input_shape: Sequence[int],
+    kernel_size: IntPair,
+    stride: Optional[IntPair] = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: Optional[int] = None,
+) -> np.ndarray:
+    """Gradient of :func:`avg_pool2d`: each output gradient, divided by its
+    window's divisor, is added to every in-bounds position of its window.
+
+    Returns
+    -------
+    ndarray, float32, shape ``input_shape`` (N, C, H, W)
+    """
+    return _core.avg_pool2d_backward(
+        grad_output,
+        tuple(input_shape),
+        kernel_size,
+        stride,
+        padding,
+        ceil_mode,
+        count_include_pad,
+        divisor_override,
+    )
+
+
+def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """``x @ weight.T + bias``, as ``torch.nn.functional.linear``, through fastconv's GEMM.
+
+    Parameters
+    ----------
+    x : ndarray, float32, shape (..., in_features)
+    weight : ndarray, float32, shape (out_features, in_features)
+    bias : ndarray, float32, shape (out_features,), optional
+
+    Returns
+    -------
+    ndarray, float32, shape (..., out_features)
+    """
+    return _core.linear(x, weight, bias)

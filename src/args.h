@@ -1,0 +1,67 @@
+// Argument handling shared by the bindings: arrays taken without silent
+// conversion, strict integer and pair parsing, output allocation, and the
+// translation of a fastconv::Status into a Python exception.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fastconv/status.h"
+
+namespace fastconv_py {
+
+namespace py = pybind11;
+
+// A float32 (or int64) input as the kernels need it: C-contiguous, aligned,
+// native byte order. Arrays that are not (views, negative or zero strides,
+// Fortran order, '>f4', misaligned) are copied; the caller's array is never
+// written. `shape` comes from the array's dimensions, never from strides.
+struct ArrayIn {
+  py::array arr;  // keeps the (possibly copied) data alive
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  const float* f32() const { return static_cast<const float*>(data); }
+  const int64_t* i64() const { return static_cast<const int64_t*>(data); }
+};
+
+// TypeError unless `obj` is a numpy.ndarray of float32; ValueError unless it
+// has `ndim` dimensions (`ndim_text` describes them, e.g. "(N, C, H, W)").
+ArrayIn float32_array(py::handle obj, const char* op, const char* name, int ndim,
+                      const char* ndim_text);
+// The same for an optional argument: null data for None.
+ArrayIn optional_float32_array(py::handle obj, const char* op, const char* name, int ndim,
+                               const char* ndim_text);
+// TypeError unless an int64 ndarray.
+ArrayIn int64_array(py::handle obj, const char* op, const char* name, int ndim,
+                    const char* ndim_text);
+
+// A Python int (or numpy integer); TypeError for bool, float, str, ...;
+// ValueError if it does not fit in int64.
+int64_t int_arg(py::handle obj, const char* op, const char* name);
+// An int (used for both) or a sequence of exactly two ints.
+std::array<int64_t, 2> pair_arg(py::handle obj, const char* op, const char* name);
+// A Python bool (or numpy bool); TypeError otherwise.
+bool bool_arg(py::handle obj, const char* op, const char* name);
+// A sequence of exactly n ints (a shape).
+std::vector<int64_t> shape_arg(py::handle obj, const char* op, const char* name, size_t n);
+
+// A new C-contiguous float32 / int64 array of the given shape. Its contents
+// are unspecified (kernels overwrite every element) unless a test has set a
+// fill value with set_output_fill: then float32 outputs start as that value
+// (NaN proves a kernel never reads what it must overwrite) and int64 outputs
+// as -1.
+void set_output_fill(bool enabled, float value);
+py::array_t<float> new_float32(const std::vector<int64_t>& shape);
+py::array_t<int64_t> new_int64(const std::vector<int64_t>& shape);
+
+// Raises the Python exception matching a failed status.
+void throw_if_error(const fastconv::Status& st);
+
+std::string shape_text(const std::vector<int64_t>& shape);
+
+}  // namespace fastconv_py

@@ -1,0 +1,173 @@
+// pybind11 glue for conv2d: check, build params, allocate, release the GIL, call.
+#include <string>
+
+#include "args.h"
+#include "fastconv/conv2d.h"
+
+namespace fastconv_py {
+namespace {
+
+using fastconv::ConvAlgo;
+using fastconv::Conv2dArgs;
+using fastconv::Conv2dParams;
+
+ConvAlgo algo_arg(py::handle obj, const char* op) {
+  if (!py::isinstance<py::str>(obj)) {
+    throw py::type_error(std::string(op) + ": algo must be a str, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  const std::string s = obj.cast<std::string>();
+  ConvAlgo a;
+  if (!fastconv::conv_algo_from_name(s.c_str(), &a)) {
+    throw py::value_error(std::string(op) + ": algo must be one of 'auto', 'direct', 'im2col', got '" +
+                          s + "'");
+  }
+  return a;
+}
+
+// Validated params from the shapes of x and weight and the Python arguments.
+Conv2dParams conv_params(const char* op, const ArrayIn& x, const ArrayIn& w, py::handle stride,
+                         py::handle padding, py::handle dilation, py::handle groups) {
+  Conv2dArgs a;
+  a.op = op;
+  for (int i = 0; i < 4; ++i) {
+    a.x_shape[i] = x.shape[i];
+    a.w_shape[i] = w.shape[i];
+  }
+  const auto st = pair_arg(stride, op, "stride");
+  const auto di = pair_arg(dilation, op, "dilation");
+  a.stride[0] = st[0], a.stride[1] = st[1];
+  a.dilation[0] = di[0], a.dilation[1] = di[1];
+  if (py::isinstance<py::str>(padding)) {
+    const std::string s = padding.cast<std::string>();
+    if (s == "same") {
+      a.padding_same = true;
+    } else if (s != "valid") {
+      throw py::value_error(std::string(op) +
+                            ": padding must be an int, a pair of ints, 'same' or 'valid', got '" +
+                            s + "'");
+    }
+  } else {
+    const auto pa = pair_arg(padding, op, "padding");
+    a.padding[0] = pa[0], a.padding[1] = pa[1];
+  }
+  a.groups = int_arg(groups, op, "groups");
+  Conv2dParams p;
+  throw_if_error(fastconv::conv2d_make_params(a, &p));
+  return p;
+}
+
+py::array conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride,
+                         py::handle padding, py::handle dilation, py::handle groups,
+                         py::handle algo_obj) {
+  const char* op = "conv2d";
+  const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
+  const ArrayIn w = float32_array(w_obj, op, "weight", 4, "(K, C/groups, R, S)");
+  const ArrayIn b = optional_float32_array(b_obj, op, "bias", 1, "(K,)");
+  const Conv2dParams p = conv_params(op, x, w, stride, padding, dilation, groups);
+  if (b.data != nullptr && b.shape[0] != p.K) {
+    throw py::value_error(std::string(op) + ": bias must have shape (K,) = (" +
+                          std::to_string(p.K) + ",) for weight " + shape_text(w.shape) +
+                          ", got " + shape_text(b.shape));
+  }
+  const ConvAlgo algo = algo_arg(algo_obj, op);
+  py::array_t<float> y = new_float32({p.N, p.K, p.P, p.Q});
+  float* yp = y.mutable_data();
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::conv2d_forward(yp, x.f32(), w.f32(), b.f32(), p, algo);
+  }
+  throw_if_error(st);
+  return std::move(y);
+}
+
+py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
+                          py::handle stride, py::handle padding, py::handle dilation,
+                          py::handle groups, py::handle algo_obj, py::handle mask_obj) {
+  const char* op = "conv2d_backward";
+  const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, K, P, Q)");
+  const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
+  const ArrayIn w = float32_array(w_obj, op, "weight", 4, "(K, C/groups, R, S)");
+  const Conv2dParams p = conv_params(op, x, w, stride, padding, dilation, groups);
+  const std::vector<int64_t> y_shape = {p.N, p.K, p.P, p.Q};
+  if (dy.shape != y_shape) {
+    throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +
+                          " but the forward output for x " + shape_text(x.shape) +
+                          " and weight " + shape_text(w.shape) + " has shape " +
+                          shape_text(y_shape));
+  }
+  const ConvAlgo algo = algo_arg(algo_obj, op);
+  if (!(PyTuple_Check(mask_obj.ptr()) || PyList_Check(mask_obj.ptr())) || py::len(mask_obj) != 3) {
+    throw py::type_error(std::string(op) + ": output_mask must be a tuple of 3 bools");
+  }
+  py::sequence mask = py::reinterpret_borrow<py::sequence>(mask_obj);
+  bool want[3];
+  for (int i = 0; i < 3; ++i) want[i] = bool_arg(mask[i], op, "output_mask");
+
+  py::object dx = py::none(), dw = py::none(), db = py::none();
+  float *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
+  if (want[0]) {
+    py::array_t<float> a = new_float32(x.shape);
+    dxp = a.mutable_data();
+    dx = std::move(a);
+  }
+  if (want[1]) {
+    py::array_t<float> a = new_float32(w.shape);
+    dwp = a.mutable_data();
+    dw = std::move(a);
+  }
+  if (want[2]) {
+    py::array_t<float> a = new_float32({p.K});
+    dbp = a.mutable_data();
+    db = std::move(a);
+  }
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    if (dxp) st = fastconv::conv2d_backward_input(dxp, dy.f32(), w.f32(), p, algo);
+    if (st.ok() && dwp) st = fastconv::conv2d_backward_weight(dwp, dy.f32(), x.f32(), p, algo);
+    if (st.ok() && dbp) st = fastconv::conv2d_backward_bias(dbp, dy.f32(), p);
+  }
+  throw_if_error(st);
+  return py::make_tuple(dx, dw, db);
+}
+
+// The algorithm "auto" resolves to for one pass of a conv2d call.
+std::string conv2d_choose_algo(const std::string& pass, py::handle x_shape, py::handle w_shape,
+                               py::handle stride, py::handle padding, py::handle dilation,
+                               py::handle groups) {
+  const char* op = "conv2d_choose_algo";
+  fastconv::ConvPass cp;
+  if (pass == "forward") {
+    cp = fastconv::ConvPass::kForward;
+  } else if (pass == "backward_input") {
+    cp = fastconv::ConvPass::kBackwardInput;
+  } else if (pass == "backward_weight") {
+    cp = fastconv::ConvPass::kBackwardWeight;
+  } else {
+    throw py::value_error(std::string(op) + ": pass must be 'forward', 'backward_input' or "
+                          "'backward_weight', got '" + pass + "'");
+  }
+  ArrayIn x, w;
+  x.shape = shape_arg(x_shape, op, "x_shape", 4);
+  w.shape = shape_arg(w_shape, op, "w_shape", 4);
+  const Conv2dParams p = conv_params(op, x, w, stride, padding, dilation, groups);
+  return fastconv::conv_algo_name(fastconv::conv2d_choose_algo(cp, p));
+}
+
+}  // namespace
+
+void bind_conv2d(py::module_& m) {
+  m.def("conv2d_choose_algo", &conv2d_choose_algo, py::arg("pass_"), py::arg("x_shape"),
+        py::arg("w_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"));
+  m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("algo"));
+  m.def("conv2d_backward", &conv2d_backward, py::arg("grad_output"), py::arg("x"),
+        py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"), py::arg("algo"), py::arg("output_mask"));
+}
+
+}  // namespace fastconv_py

@@ -1,0 +1,98 @@
+// pybind11 glue for linear and (for tests and benchmarks) the raw sgemm.
+#include <string>
+
+#include "args.h"
+#include "fastconv/gemm.h"
+#include "fastconv/shapes.h"
+
+namespace fastconv_py {
+namespace {
+
+using fastconv::Trans;
+
+// x (..., I), weight (O, I), bias (O,) -> y (..., O).
+py::array linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) {
+  const char* op = "linear";
+  if (!py::isinstance<py::array>(x_obj)) float32_array(x_obj, op, "x", 2, "(B, in_features)");
+  const int x_ndim = py::reinterpret_borrow<py::array>(x_obj).ndim();
+  if (x_ndim < 1) {
+    throw py::value_error(std::string(op) + ": x must have at least 1 dimension (..., in_features)");
+  }
+  const ArrayIn x = float32_array(x_obj, op, "x", x_ndim, "(..., in_features)");
+  const ArrayIn w = float32_array(w_obj, op, "weight", 2, "(out_features, in_features)");
+  const ArrayIn b = optional_float32_array(b_obj, op, "bias", 1, "(out_features,)");
+  const int64_t in = x.shape.back(), out = w.shape[0];
+  if (w.shape[1] != in) {
+    throw py::value_error(std::string(op) + ": x " + shape_text(x.shape) + " has in_features=" +
+                          std::to_string(in) + " but weight " + shape_text(w.shape) +
+                          " expects " + std::to_string(w.shape[1]));
+  }
+  if (b.data != nullptr && b.shape[0] != out) {
+    throw py::value_error(std::string(op) + ": bias must have shape (out_features,) = (" +
+                          std::to_string(out) + ",), got " + shape_text(b.shape));
+  }
+  int64_t batch = 1;
+  for (int i = 0; i + 1 < x_ndim; ++i) {
+    if (!fastconv::checked_mul(batch, x.shape[i], &batch))
+      throw py::value_error(std::string(op) + ": x " + shape_text(x.shape) + " is too large");
+  }
+  std::vector<int64_t> y_shape(x.shape.begin(), x.shape.end() - 1);
+  y_shape.push_back(out);
+  int64_t y_count;
+  if (!fastconv::checked_product(y_shape.data(), static_cast<int>(y_shape.size()), &y_count))
+    throw py::value_error(std::string(op) + ": output " + shape_text(y_shape) + " is too large");
+  py::array_t<float> y = new_float32(y_shape);
+  float* yp = y.mutable_data();
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::linear_forward(yp, x.f32(), w.f32(), b.f32(), batch, in, out);
+  }
+  throw_if_error(st);
+  return std::move(y);
+}
+
+// Returns alpha * op(a) @ op(b) + beta * c as a new array (c is not written).
+py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alpha, float beta,
+                bool trans_a, bool trans_b) {
+  const char* op = "sgemm";
+  const ArrayIn a = float32_array(a_obj, op, "a", 2, "(rows, cols)");
+  const ArrayIn b = float32_array(b_obj, op, "b", 2, "(rows, cols)");
+  const int64_t M = trans_a ? a.shape[1] : a.shape[0], K = trans_a ? a.shape[0] : a.shape[1];
+  const int64_t Kb = trans_b ? b.shape[1] : b.shape[0], N = trans_b ? b.shape[0] : b.shape[1];
+  if (K != Kb) {
+    throw py::value_error(std::string(op) + ": op(a) is " + std::to_string(M) + "x" +
+                          std::to_string(K) + " but op(b) is " + std::to_string(Kb) + "x" +
+                          std::to_string(N));
+  }
+  py::array_t<float> c = new_float32({M, N});
+  float* cp = c.mutable_data();
+  if (!c_obj.is_none()) {
+    const ArrayIn c_in = float32_array(c_obj, op, "c", 2, "(M, N)");
+    if (c_in.shape != std::vector<int64_t>{M, N})
+      throw py::value_error(std::string(op) + ": c must have shape " + shape_text({M, N}));
+    std::copy(c_in.f32(), c_in.f32() + M * N, cp);
+  } else if (beta != 0.0f) {
+    throw py::value_error(std::string(op) + ": beta != 0 needs c");
+  }
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::sgemm(trans_a ? Trans::kYes : Trans::kNo, trans_b ? Trans::kYes : Trans::kNo,
+                         M, N, K, alpha, a.f32(), a.shape[1] > 0 ? a.shape[1] : 1, b.f32(),
+                         b.shape[1] > 0 ? b.shape[1] : 1, beta, cp, N > 0 ? N : 1);
+  }
+  throw_if_error(st);
+  return std::move(c);
+}
+
+}  // namespace
+
+void bind_gemm(py::module_& m) {
+  m.def("linear", &linear, py::arg("x"), py::arg("weight"), py::arg("bias"));
+  m.def("sgemm", &sgemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
+        py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f, py::arg("trans_a") = false,
+        py::arg("trans_b") = false);
+}
+
+}  // namespace fastconv_py

@@ -1,0 +1,87 @@
+// fastconv._core: the pybind11 module. Chooses the kernel ISA once, at
+// import (FASTCONV_ISA may force a level), then binds the op families.
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "args.h"
+#include "fastconv/conv2d.h"
+#include "fastconv/dispatch.h"
+#include "fastconv/threading.h"
+
+#ifndef FASTCONV_VERSION
+#define FASTCONV_VERSION "0+unknown"
+#endif
+
+namespace fastconv_py {
+
+void bind_conv2d(py::module_& m);
+void bind_pool2d(py::module_& m);
+void bind_gemm(py::module_& m);
+
+namespace {
+
+py::dict build_info() {
+  using namespace fastconv;
+  py::list compiled;
+  for (int i = 0; i < kNumIsas; ++i)
+    if (isa_compiled(static_cast<Isa>(i))) compiled.append(isa_name(static_cast<Isa>(i)));
+  py::dict d;
+  d["version"] = FASTCONV_VERSION;
+  d["isas_compiled"] = compiled;
+  d["isa_detected"] = isa_name(isa_detected());
+  d["isa_active"] = isa_name(isa_active());
+  d["openmp"] = openmp_enabled();
+  d["openmp_runtime"] = openmp_runtime();
+#ifdef _OPENMP
+  d["openmp_version"] = _OPENMP;
+#else
+  d["openmp_version"] = 0;
+#endif
+  d["num_threads"] = get_num_threads();
+  return d;
+}
+
+py::list kernel_names() {
+  py::list out;
+  for (int i = 0; i < fastconv::kernel_count(); ++i) out.append(fastconv::kernel_name(i));
+  return out;
+}
+
+}  // namespace
+}  // namespace fastconv_py
+
+PYBIND11_MODULE(_core, m) {
+  namespace py = pybind11;
+  using namespace fastconv_py;
+  m.doc() = "fastconv's C++ kernels. Use the fastconv package, not this module.";
+  throw_if_error(fastconv::isa_init_from_env());
+  m.attr("__version__") = FASTCONV_VERSION;
+
+  m.def("set_num_threads", [](py::handle n) {
+    const int64_t v = int_arg(n, "set_num_threads", "n");
+    if (v < 1 || v > 4096) throw py::value_error("set_num_threads: n must be in [1, 4096], got " + std::to_string(v));
+    fastconv::set_num_threads(static_cast<int>(v));
+  }, py::arg("n"));
+  m.def("get_num_threads", &fastconv::get_num_threads);
+  m.def("build_info", &build_info);
+  m.def("kernel_names", &kernel_names);
+  m.def("_set_isa", [](const std::string& name) {
+    fastconv::Isa isa;
+    if (!fastconv::isa_from_name(name.c_str(), &isa))
+      throw py::value_error("unknown ISA '" + name + "'; expected 'scalar', 'avx2' or 'avx512'");
+    throw_if_error(fastconv::isa_force(isa));
+  }, py::arg("name"), "Switch the kernel ISA (for tests; not while other threads run kernels).");
+
+  m.def("_set_output_fill", [](py::object value) {
+    if (value.is_none()) {
+      set_output_fill(false, 0.0f);
+    } else {
+      set_output_fill(true, value.cast<float>());
+    }
+  }, py::arg("value"), "Tests: pre-fill every new output with value (None: off).");
+
+  bind_conv2d(m);
+  bind_pool2d(m);
+  bind_gemm(m);
+}

@@ -1,0 +1,149 @@
+// pybind11 glue for max and average pooling.
+#include <string>
+
+#include "args.h"
+#include "fastconv/pool2d.h"
+
+namespace fastconv_py {
+namespace {
+
+using fastconv::Pool2dArgs;
+using fastconv::Pool2dParams;
+
+Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
+                         py::handle stride, py::handle padding, py::handle dilation,
+                         py::handle ceil_mode, py::handle count_include_pad,
+                         py::handle divisor_override) {
+  Pool2dArgs a;
+  a.op = op;
+  for (int i = 0; i < 4; ++i) a.x_shape[i] = x_shape[i];
+  const auto k = pair_arg(kernel, op, "kernel_size");
+  const auto s = stride.is_none() ? k : pair_arg(stride, op, "stride");
+  const auto pa = pair_arg(padding, op, "padding");
+  const auto d = dilation.is_none() ? std::array<int64_t, 2>{1, 1} : pair_arg(dilation, op, "dilation");
+  for (int i = 0; i < 2; ++i) {
+    a.kernel[i] = k[i];
+    a.stride[i] = s[i];
+    a.padding[i] = pa[i];
+    a.dilation[i] = d[i];
+  }
+  a.ceil_mode = bool_arg(ceil_mode, op, "ceil_mode");
+  if (!count_include_pad.is_none()) a.count_include_pad = bool_arg(count_include_pad, op, "count_include_pad");
+  if (!divisor_override.is_none()) {
+    a.divisor_override = int_arg(divisor_override, op, "divisor_override");
+    if (a.divisor_override == 0) throw py::value_error(std::string(op) + ": divisor_override must not be 0");
+  }
+  Pool2dParams p;
+  throw_if_error(fastconv::pool2d_make_params(a, &p));
+  return p;
+}
+
+py::object max_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle stride,
+                              py::handle padding, py::handle dilation, py::handle ceil_mode,
+                              py::handle return_indices) {
+  const char* op = "max_pool2d";
+  const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
+  const Pool2dParams p = pool_params(op, x.shape, kernel, stride, padding, dilation, ceil_mode,
+                                     py::none(), py::none());
+  const bool want_idx = bool_arg(return_indices, op, "return_indices");
+  py::array_t<float> y = new_float32({p.N, p.C, p.P, p.Q});
+  py::object idx = py::none();
+  int64_t* ip = nullptr;
+  if (want_idx) {
+    py::array_t<int64_t> a = new_int64({p.N, p.C, p.P, p.Q});
+    ip = a.mutable_data();
+    idx = std::move(a);
+  }
+  float* yp = y.mutable_data();
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::max_pool2d_forward(yp, ip, x.f32(), p);
+  }
+  throw_if_error(st);
+  if (want_idx) return py::make_tuple(y, idx);
+  return std::move(y);
+}
+
+py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, py::handle shape_obj) {
+  const char* op = "max_pool2d_backward";
+  const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, C, P, Q)");
+  const ArrayIn idx = int64_array(idx_obj, op, "indices", 4, "(N, C, P, Q)");
+  const std::vector<int64_t> x_shape = shape_arg(shape_obj, op, "input_shape", 4);
+  if (idx.shape != dy.shape) {
+    throw py::value_error(std::string(op) + ": indices " + shape_text(idx.shape) +
+                          " and grad_output " + shape_text(dy.shape) + " must have the same shape");
+  }
+  Pool2dParams p;
+  throw_if_error(fastconv::pool2d_grad_params(op, dy.shape.data(), x_shape.data(), &p));
+  py::array_t<float> dx = new_float32(x_shape);
+  float* dxp = dx.mutable_data();
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::max_pool2d_backward(dxp, dy.f32(), idx.i64(), p);
+  }
+  throw_if_error(st);
+  return std::move(dx);
+}
+
+py::array avg_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle stride,
+                             py::handle padding, py::handle ceil_mode,
+                             py::handle count_include_pad, py::handle divisor_override) {
+  const char* op = "avg_pool2d";
+  const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
+  const Pool2dParams p = pool_params(op, x.shape, kernel, stride, padding, py::none(), ceil_mode,
+                                     count_include_pad, divisor_override);
+  py::array_t<float> y = new_float32({p.N, p.C, p.P, p.Q});
+  float* yp = y.mutable_data();
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::avg_pool2d_forward(yp, x.f32(), p);
+  }
+  throw_if_error(st);
+  return std::move(y);
+}
+
+py::array avg_pool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handle kernel,
+                              py::handle stride, py::handle padding, py::handle ceil_mode,
+                              py::handle count_include_pad, py::handle divisor_override) {
+  const char* op = "avg_pool2d_backward";
+  const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, C, P, Q)");
+  const std::vector<int64_t> x_shape = shape_arg(shape_obj, op, "input_shape", 4);
+  const Pool2dParams p = pool_params(op, x_shape, kernel, stride, padding, py::none(), ceil_mode,
+                                     count_include_pad, divisor_override);
+  const std::vector<int64_t> y_shape = {p.N, p.C, p.P, p.Q};
+  if (dy.shape != y_shape) {
+    throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +
+                          " but the forward output for input_shape " + shape_text(x_shape) +
+                          " has shape " + shape_text(y_shape));
+  }
+  py::array_t<float> dx = new_float32(x_shape);
+  float* dxp = dx.mutable_data();
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::avg_pool2d_backward(dxp, dy.f32(), p);
+  }
+  throw_if_error(st);
+  return std::move(dx);
+}
+
+}  // namespace
+
+void bind_pool2d(py::module_& m) {
+  m.def("max_pool2d_forward", &max_pool2d_forward, py::arg("x"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("ceil_mode"),
+        py::arg("return_indices"));
+  m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_output"), py::arg("indices"),
+        py::arg("input_shape"));
+  m.def("avg_pool2d_forward", &avg_pool2d_forward, py::arg("x"), py::arg("kernel_size"),
+        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
+        py::arg("count_include_pad"), py::arg("divisor_override"));
+  m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("grad_output"),
+        py::arg("input_shape"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
+        py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"));
+}
+
+}  // namespace fastconv_py
