@@ -21,8 +21,11 @@ void max_pool2d_forward(float* y, int64_t* idx, const float* x, const Pool2dPara
       const int64_t s_lo = first_in_range(w0, p.dil_w);
       const int64_t s_hi = imin(S, end_in_range(w0, p.dil_w, W));
       float best = -__builtin_inff();
-      int64_t best_i = 0;  // only for a window with no in-bounds position (not reachable)
-      if (r_lo < r_hi && s_lo < s_hi) best_i = (h0 + r_lo * p.dil_h) * W + w0 + s_lo * p.dil_w;
+      // PyTorch's start index: the first window position at or after (0, 0).
+      // With dilation a window can hold no in-bounds position at all; then,
+      // as in PyTorch, y is -inf and the index lies outside the plane (and
+      // max_pool2d_backward rejects it).
+      int64_t best_i = (h0 + r_lo * p.dil_h) * W + w0 + s_lo * p.dil_w;
       for (int64_t r = r_lo; r < r_hi; ++r) {
         const int64_t row = (h0 + r * p.dil_h) * W;
         for (int64_t s = s_lo; s < s_hi; ++s) {
