@@ -44,7 +44,7 @@ def show_config() -> Dict[str, Any]:
         k[f"conv2d_{p} (algo='im2col')"] = f"im2col + sgemm_nn_accumulate__{isa}"
     k["conv2d_backward_bias"] = f"conv2d_backward_bias__{isa}"
     k["conv2d (algo='auto')"] = (
-        "im2col when C/groups*R*S >= 16 and K/groups >= 4, else direct "
+        "im2col when K/groups >= 4, else direct "
         "(fastconv._core.conv2d_choose_algo gives the choice for a shape)"
     )
     for op in ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
