@@ -164,7 +164,10 @@ void throw_if_error(const fastconv::Status& st) {
     case StatusCode::kInvalidArgument:
     case StatusCode::kOutOfRange: throw py::value_error(st.message());
     case StatusCode::kOutOfMemory: PyErr_SetString(PyExc_MemoryError, st.message().c_str()); break;
-    case StatusCode::kInterrupted: PyErr_SetNone(PyExc_KeyboardInterrupt); break;
+    case StatusCode::kInterrupted:
+      // The poll ran Python's signal handler, which set the exception.
+      if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+      break;
     case StatusCode::kUnsupported: throw std::runtime_error(st.message());
   }
   throw py::error_already_set();

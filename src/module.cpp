@@ -42,6 +42,17 @@ py::dict build_info() {
   return d;
 }
 
+// Interrupt poll for long calls: Python runs signal handlers on the main
+// thread only, so only the main thread checks; it takes the GIL briefly (at
+// most every kInterruptPollMs) and lets Python's handler raise, e.g.
+// KeyboardInterrupt, which the binding then re-raises.
+unsigned long g_main_thread = 0;
+bool python_interrupt_poll() {
+  if (PyThread_get_thread_ident() != g_main_thread) return false;
+  py::gil_scoped_acquire gil;
+  return PyErr_CheckSignals() != 0;
+}
+
 py::list kernel_names() {
   py::list out;
   for (int i = 0; i < fastconv::kernel_count(); ++i) out.append(fastconv::kernel_name(i));
@@ -56,6 +67,8 @@ PYBIND11_MODULE(_core, m) {
   using namespace fastconv_py;
   m.doc() = "fastconv's C++ kernels. Use the fastconv package, not this module.";
   throw_if_error(fastconv::isa_init_from_env());
+  g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  fastconv::set_interrupt_poll(&python_interrupt_poll);
   m.attr("__version__") = FASTCONV_VERSION;
 
   m.def("set_num_threads", [](py::handle n) {

@@ -5,7 +5,6 @@
 // planes of dx, filters of dw per chunk of images (see conv2d_internal.h).
 // Every reduction runs in a fixed order, so results are bitwise identical
 // for any thread count.
-#include <atomic>
 #include <cstring>
 #include <string>
 
@@ -59,14 +58,18 @@ ConvAlgo resolve(ConvAlgo algo, ConvPass pass, const Conv2dParams& p) {
   return algo == ConvAlgo::kAuto ? conv2d_choose_algo(pass, p) : algo;
 }
 
-// dw = sum of the chunk partials, in chunk order.
-void reduce_partials(float* dw, const float* partials, int64_t chunks, int64_t n) {
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
-  for (int64_t i = 0; i < n; ++i) {
-    float acc = partials[i];
-    for (int64_t c = 1; c < chunks; ++c) acc += partials[c * n + i];
-    dw[i] = acc;
-  }
+// dw = sum of the chunk partials, in chunk order; tasks of 4096 elements.
+Status reduce_partials(float* dw, const float* partials, int64_t chunks, int64_t n) {
+  constexpr int64_t kBlock = 4096;
+  return parallel_for((n + kBlock - 1) / kBlock, [&](int64_t t) {
+    const int64_t end = (t + 1) * kBlock < n ? (t + 1) * kBlock : n;
+    for (int64_t i = t * kBlock; i < end; ++i) {
+      float acc = partials[i];
+      for (int64_t c = 1; c < chunks; ++c) acc += partials[c * n + i];
+      dw[i] = acc;
+    }
+    return true;
+  });
 }
 
 }  // namespace
@@ -77,13 +80,12 @@ Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
   if (resolve(algo, ConvPass::kForward, p) == ConvAlgo::kIm2col)
     return conv2d_forward_im2col(y, x, w, b, p);
   const KernelTable& kt = kernels();
-  const int64_t planes = p.N * p.K, PQ = p.P * p.Q;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(get_num_threads())
-  for (int64_t i = 0; i < planes; ++i) {
+  const int64_t PQ = p.P * p.Q;
+  return parallel_for(p.N * p.K, [&](int64_t i) {  // one (n, k) plane of y
     const int64_t n = i / p.K, k = i % p.K;
     kt.conv2d_forward_direct(y + i * PQ, x + n * p.C * p.H * p.W, w, b, p, k);
-  }
-  return Status::Ok();
+    return true;
+  });
 }
 
 Status conv2d_backward_input(float* dx, const float* dy, const float* w, const Conv2dParams& p,
@@ -92,13 +94,12 @@ Status conv2d_backward_input(float* dx, const float* dy, const float* w, const C
   if (resolve(algo, ConvPass::kBackwardInput, p) == ConvAlgo::kIm2col)
     return conv2d_backward_input_im2col(dx, dy, w, p);
   const KernelTable& kt = kernels();
-  const int64_t planes = p.N * p.C, HW = p.H * p.W;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(get_num_threads())
-  for (int64_t i = 0; i < planes; ++i) {
+  const int64_t HW = p.H * p.W;
+  return parallel_for(p.N * p.C, [&](int64_t i) {  // one (n, c) plane of dx
     const int64_t n = i / p.C, c = i % p.C;
     kt.conv2d_backward_input_direct(dx + i * HW, dy + n * p.K * p.P * p.Q, w, p, c);
-  }
-  return Status::Ok();
+    return true;
+  });
 }
 
 Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const Conv2dParams& p,
@@ -120,9 +121,7 @@ Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const 
     FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_im2col(partials, dy, x, p));
   } else {
     const KernelTable& kt = kernels();
-    const int64_t tasks = chunks * p.K;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(get_num_threads())
-    for (int64_t t = 0; t < tasks; ++t) {
+    FASTCONV_RETURN_IF_ERROR(parallel_for(chunks * p.K, [&](int64_t t) {  // (chunk, filter)
       const int64_t chunk = t / p.K, k = t % p.K;
       float* dwk = partials + chunk * wn + k * CRS;
       for (int64_t i = 0; i < CRS; ++i) dwk[i] = 0.0f;
@@ -131,9 +130,10 @@ Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const 
         kt.conv2d_backward_weight_direct(dwk, dy + n * p.K * p.P * p.Q, x + n * p.C * p.H * p.W,
                                          p, k);
       }
-    }
+      return true;
+    }));
   }
-  if (chunks > 1) reduce_partials(dw, partials, chunks, wn);
+  if (chunks > 1) return reduce_partials(dw, partials, chunks, wn);
   return Status::Ok();
 }
 
@@ -142,13 +142,12 @@ Status conv2d_backward_bias(float* db, const float* dy, const Conv2dParams& p) {
   const int64_t PQ = p.P * p.Q;
   // Plane sums in float, the batch sum in double: the N*P*Q reduction is
   // long (86,528 terms for the MNIST CNN's conv1 at N=128).
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
-  for (int64_t k = 0; k < p.K; ++k) {
+  return parallel_for(p.K, [&](int64_t k) {
     double acc = 0.0;
     for (int64_t n = 0; n < p.N; ++n) acc += kt.conv2d_backward_bias(dy + (n * p.K + k) * PQ, PQ);
     db[k] = static_cast<float>(acc);
-  }
-  return Status::Ok();
+    return true;
+  });
 }
 
 }  // namespace fastconv

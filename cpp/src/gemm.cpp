@@ -8,7 +8,6 @@
 // in increasing k) whatever the number of threads or the tiling of M and N.
 #include "fastconv/gemm.h"
 
-#include <atomic>
 #include <string>
 
 #include "fastconv/dispatch.h"
@@ -111,14 +110,7 @@ Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, c
   FASTCONV_RETURN_IF_ERROR(check_args(ta, tb, M, N, K, lda, ldb, ldc));
   if (M == 0 || N == 0) return Status::Ok();
   const Gemm g{ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc};
-  const int64_t tiles = g.tiles_m() * g.tiles_n();
-  std::atomic<bool> oom{false};
-#pragma omp parallel for schedule(dynamic, 1) num_threads(get_num_threads()) if (tiles > 1)
-  for (int64_t t = 0; t < tiles; ++t) {
-    if (!g.tile(t)) oom.store(true);
-  }
-  if (oom.load()) return Status::OutOfMemory("sgemm: cannot allocate the packing workspace");
-  return Status::Ok();
+  return parallel_for(g.tiles_m() * g.tiles_n(), [&](int64_t t) { return g.tile(t); });
 }
 
 Status linear_forward(float* y, const float* x, const float* w, const float* b, int64_t batch,

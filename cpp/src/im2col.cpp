@@ -8,7 +8,6 @@
 //
 // Padding: the column buffer holds zeros for padded positions and the GEMM
 // multiplies them, which is the library's rule for non-finite values.
-#include <atomic>
 #include <cstring>
 
 #include "conv2d_internal.h"
@@ -99,14 +98,9 @@ void col2im(float* dx, const float* col, const Conv2dParams& p, int64_t g) {
 Status conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b,
                              const Conv2dParams& p) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
-  std::atomic<bool> oom{false};
-#pragma omp parallel for schedule(dynamic, 1) num_threads(get_num_threads())
-  for (int64_t n = 0; n < p.N; ++n) {
+  return parallel_for(p.N, [&](int64_t n) {
     float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) {
-      oom.store(true);
-      continue;
-    }
+    if (col == nullptr) return false;
     for (int64_t g = 0; g < p.G; ++g) {
       float* yg = y + (n * p.K + g * Kg) * PQ;
       im2col(col, x + n * p.C * p.H * p.W, p, g);
@@ -116,50 +110,36 @@ Status conv2d_forward_im2col(float* y, const float* x, const float* w, const flo
       }
       if (!sgemm_serial(Trans::kNo, Trans::kNo, Kg, PQ, CRS, 1.0f, w + g * Kg * CRS, CRS, col, PQ,
                         b != nullptr ? 1.0f : 0.0f, yg, PQ))
-        oom.store(true);
+        return false;
     }
-  }
-  if (oom.load()) return Status::OutOfMemory("conv2d: cannot allocate the im2col workspace");
-  return Status::Ok();
+    return true;
+  });
 }
 
 Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
                                     const Conv2dParams& p) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
-  std::atomic<bool> oom{false};
-#pragma omp parallel for schedule(dynamic, 1) num_threads(get_num_threads())
-  for (int64_t n = 0; n < p.N; ++n) {
+  return parallel_for(p.N, [&](int64_t n) {
     float* dcol = thread_workspace(kSlotColumns, CRS * PQ);
-    if (dcol == nullptr) {
-      oom.store(true);
-      continue;
-    }
+    if (dcol == nullptr) return false;
     for (int64_t g = 0; g < p.G; ++g) {
       if (!sgemm_serial(Trans::kYes, Trans::kNo, CRS, PQ, Kg, 1.0f, w + g * Kg * CRS, CRS,
-                        dy + (n * p.K + g * Kg) * PQ, PQ, 0.0f, dcol, PQ)) {
-        oom.store(true);
-        continue;
-      }
+                        dy + (n * p.K + g * Kg) * PQ, PQ, 0.0f, dcol, PQ))
+        return false;
       col2im(dx + n * p.C * p.H * p.W, dcol, p, g);
     }
-  }
-  if (oom.load()) return Status::OutOfMemory("conv2d_backward: cannot allocate the im2col workspace");
-  return Status::Ok();
+    return true;
+  });
 }
 
 Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const float* x,
                                      const Conv2dParams& p) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   const int64_t chunks = weight_grad_chunks(p.N);
-  std::atomic<bool> oom{false};
-#pragma omp parallel for schedule(dynamic, 1) num_threads(get_num_threads())
-  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+  return parallel_for(chunks, [&](int64_t chunk) {
     float* dw = dw_partials + chunk * p.K * CRS;
     float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) {
-      oom.store(true);
-      continue;
-    }
+    if (col == nullptr) return false;
     for (int64_t i = 0; i < p.K * CRS; ++i) dw[i] = 0.0f;
     for (int64_t n = chunk_begin(chunk, chunks, p.N); n < chunk_begin(chunk + 1, chunks, p.N);
          ++n) {
@@ -167,12 +147,11 @@ Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const 
         im2col(col, x + n * p.C * p.H * p.W, p, g);
         if (!sgemm_serial(Trans::kNo, Trans::kYes, Kg, CRS, PQ, 1.0f,
                           dy + (n * p.K + g * Kg) * PQ, PQ, col, PQ, 1.0f, dw + g * Kg * CRS, CRS))
-          oom.store(true);
+          return false;
       }
     }
-  }
-  if (oom.load()) return Status::OutOfMemory("conv2d_backward: cannot allocate the im2col workspace");
-  return Status::Ok();
+    return true;
+  });
 }
 
 }  // namespace fastconv

@@ -11,27 +11,29 @@ namespace fastconv {
 
 Status max_pool2d_forward(float* y, int64_t* indices, const float* x, const Pool2dParams& p) {
   const KernelTable& kt = kernels();
-  const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(get_num_threads())
-  for (int64_t i = 0; i < planes; ++i)
+  const int64_t HW = p.H * p.W, PQ = p.P * p.Q;
+  return parallel_for(p.N * p.C, [&](int64_t i) {
     kt.max_pool2d_forward(y + i * PQ, indices ? indices + i * PQ : nullptr, x + i * HW, p);
-  return Status::Ok();
+    return true;
+  });
 }
 
 Status max_pool2d_backward(float* dx, const float* dy, const int64_t* indices,
                            const Pool2dParams& p) {
-  const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q, total = planes * PQ;
-  // Check every index before writing anything.
+  const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
+  // Check every index before writing anything; report the first bad one.
   std::atomic<int64_t> bad{-1};
-#pragma omp parallel for schedule(static) num_threads(get_num_threads())
-  for (int64_t i = 0; i < total; ++i) {
-    if (indices[i] < 0 || indices[i] >= HW) {
-      // Keep the smallest bad position, so the message does not depend on threads.
-      int64_t cur = bad.load();
-      while ((cur < 0 || i < cur) && !bad.compare_exchange_weak(cur, i)) {
+  FASTCONV_RETURN_IF_ERROR(parallel_for(planes, [&](int64_t plane) {
+    for (int64_t i = plane * PQ; i < (plane + 1) * PQ; ++i) {
+      if (indices[i] < 0 || indices[i] >= HW) {
+        int64_t cur = bad.load();
+        while ((cur < 0 || i < cur) && !bad.compare_exchange_weak(cur, i)) {
+        }
+        break;
       }
     }
-  }
+    return true;
+  }));
   if (bad.load() >= 0) {
     const int64_t i = bad.load();
     return Status::InvalidArgument(
@@ -40,26 +42,28 @@ Status max_pool2d_backward(float* dx, const float* dy, const int64_t* indices,
         "; found " + std::to_string(indices[i]) + " at flat position " + std::to_string(i));
   }
   const KernelTable& kt = kernels();
-#pragma omp parallel for schedule(dynamic, 4) num_threads(get_num_threads())
-  for (int64_t i = 0; i < planes; ++i)
+  return parallel_for(planes, [&](int64_t i) {
     kt.max_pool2d_backward(dx + i * HW, dy + i * PQ, indices + i * PQ, p);
-  return Status::Ok();
+    return true;
+  });
 }
 
 Status avg_pool2d_forward(float* y, const float* x, const Pool2dParams& p) {
   const KernelTable& kt = kernels();
-  const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(get_num_threads())
-  for (int64_t i = 0; i < planes; ++i) kt.avg_pool2d_forward(y + i * PQ, x + i * HW, p);
-  return Status::Ok();
+  const int64_t HW = p.H * p.W, PQ = p.P * p.Q;
+  return parallel_for(p.N * p.C, [&](int64_t i) {
+    kt.avg_pool2d_forward(y + i * PQ, x + i * HW, p);
+    return true;
+  });
 }
 
 Status avg_pool2d_backward(float* dx, const float* dy, const Pool2dParams& p) {
   const KernelTable& kt = kernels();
-  const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-#pragma omp parallel for schedule(dynamic, 4) num_threads(get_num_threads())
-  for (int64_t i = 0; i < planes; ++i) kt.avg_pool2d_backward(dx + i * HW, dy + i * PQ, p);
-  return Status::Ok();
+  const int64_t HW = p.H * p.W, PQ = p.P * p.Q;
+  return parallel_for(p.N * p.C, [&](int64_t i) {
+    kt.avg_pool2d_backward(dx + i * HW, dy + i * PQ, p);
+    return true;
+  });
 }
 
 }  // namespace fastconv

@@ -1,7 +1,10 @@
 // Thread count and per-thread workspaces of the op drivers.
 #include "fastconv/threading.h"
 
+#include <pthread.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 
 #ifdef _OPENMP
@@ -12,6 +15,24 @@ namespace fastconv {
 namespace {
 
 std::atomic<int> g_num_threads{0};  // 0 = not yet read from OpenMP
+std::atomic<bool> g_forked_child{false};
+std::atomic<InterruptPoll> g_interrupt_poll{nullptr};
+
+void mark_forked_child() { g_forked_child.store(true); }
+
+// Registered once, before any parallel region can run.
+const bool g_atfork_registered = [] {
+  pthread_atfork(nullptr, nullptr, mark_forked_child);
+  return true;
+}();
+
+uint64_t this_thread_id() { return static_cast<uint64_t>(pthread_self()); }
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct ThreadWorkspaces {
   float* ptr[kNumSlots] = {};
@@ -26,7 +47,10 @@ thread_local ThreadWorkspaces t_ws;
 
 void set_num_threads(int n) { g_num_threads.store(n < 1 ? 1 : n); }
 
+bool in_forked_child() { return g_forked_child.load(); }
+
 int get_num_threads() {
+  if (g_forked_child.load()) return 1;
   int n = g_num_threads.load();
   if (n == 0) {
 #ifdef _OPENMP
@@ -55,6 +79,23 @@ const char* openmp_runtime() {
 #else
   return "none";
 #endif
+}
+
+void set_interrupt_poll(InterruptPoll fn) { g_interrupt_poll.store(fn); }
+
+Interruptible::Interruptible()
+    : poll_(g_interrupt_poll.load()),
+      owner_(this_thread_id()),
+      next_ns_(now_ns() + int64_t{kInterruptPollMs} * 1000000) {}
+
+bool Interruptible::stop() {
+  if (stopped_.load(std::memory_order_relaxed)) return true;
+  if (poll_ == nullptr || this_thread_id() != owner_) return false;
+  const int64_t t = now_ns();
+  if (t < next_ns_) return false;
+  next_ns_ = t + int64_t{kInterruptPollMs} * 1000000;
+  if (poll_()) stopped_.store(true);
+  return stopped_.load(std::memory_order_relaxed);
 }
 
 float* thread_workspace(WorkspaceSlot slot, int64_t n_floats) {

@@ -5,13 +5,20 @@
 // would let one Python thread's setting leak into or miss another's).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
+
+#include "fastconv/status.h"
 
 namespace fastconv {
 
 void set_num_threads(int n);  // n >= 1
+// The threads an op uses now: the setting, or 1 in a child process forked
+// after OpenMP ran (GNU libgomp's pool does not survive fork: a parallel
+// region in the child would wait forever for threads that do not exist).
 int get_num_threads();
+bool in_forked_child();
 bool openmp_enabled();          // built with OpenMP
 const char* openmp_runtime();   // "libgomp (OpenMP 4.5)" or "none"
 
@@ -22,5 +29,46 @@ const char* openmp_runtime();   // "libgomp (OpenMP 4.5)" or "none"
 // while sgemm packs its panels).
 enum WorkspaceSlot { kSlotColumns = 0, kSlotGemmA, kSlotGemmB, kSlotPartials, kNumSlots };
 float* thread_workspace(WorkspaceSlot slot, int64_t n_floats);
+
+// Interrupts (Ctrl-C). The embedding installs a poll function (Python's
+// signal check); it is only ever called on the thread that started the op,
+// at most every kInterruptPollMs, between tasks of parallel_for.
+using InterruptPoll = bool (*)();
+void set_interrupt_poll(InterruptPoll fn);
+constexpr int kInterruptPollMs = 20;
+
+class Interruptible {
+ public:
+  Interruptible();
+  // True once the op must stop; polls when called on the starting thread.
+  bool stop();
+  bool interrupted() const { return stopped_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<bool> stopped_{false};
+  InterruptPoll poll_;
+  uint64_t owner_;    // thread that started the op
+  int64_t next_ns_;   // next poll time (touched by the owner only)
+};
+
+// Runs body(t) for every task t in [0, n) on get_num_threads() threads, one
+// task per dynamic scheduling unit, so each task must write outputs no other
+// task writes. body returns false if it could not allocate its workspace.
+// Between tasks the op may be interrupted: remaining tasks are skipped and
+// the result is kInterrupted (the caller discards its outputs).
+template <class Body>
+Status parallel_for(int64_t n, Body&& body) {
+  Interruptible intr;
+  std::atomic<bool> oom{false};
+  const int threads = get_num_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && n > 1)
+  for (int64_t t = 0; t < n; ++t) {
+    if (intr.stop() || oom.load(std::memory_order_relaxed)) continue;
+    if (!body(t)) oom.store(true);
+  }
+  if (oom.load()) return Status::OutOfMemory("cannot allocate a workspace");
+  if (intr.interrupted()) return Status::Interrupted();
+  return Status::Ok();
+}
 
 }  // namespace fastconv
