@@ -16,6 +16,7 @@ Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py
                          py::handle divisor_override) {
   Pool2dArgs a;
   a.op = op;
+  a.x_name = std::string(op).find("backward") != std::string::npos ? "input_shape" : "x";
   for (int i = 0; i < 4; ++i) a.x_shape[i] = x_shape[i];
   const auto k = pair_arg(kernel, op, "kernel_size");
   const auto s = stride.is_none() ? k : pair_arg(stride, op, "stride");

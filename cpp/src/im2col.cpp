@@ -28,12 +28,15 @@ inline int64_t end_in_range(int64_t off, int64_t stride, int64_t n) {
 struct Range {
   int64_t lo, hi;
 };
+// Both ends are clamped to [0, out]: a tap that only ever reads padding
+// (padding larger than the output) has an empty range, never one past `out`.
 inline Range valid_range(int64_t off, int64_t stride, int64_t n, int64_t out) {
-  const int64_t lo = first_in_range(off, stride);
+  int64_t lo = first_in_range(off, stride);
   int64_t hi = end_in_range(off, stride, n);
+  if (lo > out) lo = out;
   if (hi > out) hi = out;
   if (hi < lo) hi = lo;
-  return {lo > out ? out : lo, hi};
+  return {lo, hi};
 }
 
 }  // namespace

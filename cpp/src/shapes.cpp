@@ -31,14 +31,14 @@ Status check_pair_range(const char* op, const char* name, const int64_t* v, int6
 
 // N may be 0; every other dimension of x must be >= 1, and the element count
 // must fit in int64.
-Status check_x_shape(const char* op, const int64_t* x) {
+Status check_x_shape(const char* op, const int64_t* x, const char* name = "x") {
   if (x[0] < 0 || x[1] < 1 || x[2] < 1 || x[3] < 1) {
-    return Status::InvalidArgument(std::string(op) + ": x of shape " + shape_str(x, 4) +
+    return Status::InvalidArgument(std::string(op) + ": " + name + " of shape " + shape_str(x, 4) +
                                    " must have C, H, W >= 1 (N may be 0)");
   }
   int64_t n;
   if (!checked_product(x, 4, &n)) {
-    return Status::OutOfRange(std::string(op) + ": x of shape " + shape_str(x, 4) +
+    return Status::OutOfRange(std::string(op) + ": " + name + " of shape " + shape_str(x, 4) +
                               " has more elements than int64 can count");
   }
   return Status::Ok();
@@ -96,8 +96,8 @@ Status conv2d_make_params(const Conv2dArgs& a, Conv2dParams* p) {
   FASTCONV_RETURN_IF_ERROR(check_pair_range(op, "dilation", a.dilation, 1));
   if (!a.padding_same) FASTCONV_RETURN_IF_ERROR(check_pair_range(op, "padding", a.padding, 0));
   if (a.groups < 1 || a.groups > kMaxParam) {
-    return Status::InvalidArgument(std::string(op) + ": groups must be >= 1, got " +
-                                   std::to_string(a.groups));
+    return Status::InvalidArgument(std::string(op) + ": groups must be in [1, " +
+                                   std::to_string(kMaxParam) + "], got " + std::to_string(a.groups));
   }
   const std::string shapes =
       "x " + shape_str(x, 4) + ", weight " + shape_str(w, 4) + ", groups=" + std::to_string(a.groups);
@@ -165,7 +165,7 @@ Status conv2d_make_params(const Conv2dArgs& a, Conv2dParams* p) {
 Status pool2d_make_params(const Pool2dArgs& a, Pool2dParams* p) {
   const char* op = a.op;
   const int64_t* x = a.x_shape;
-  FASTCONV_RETURN_IF_ERROR(check_x_shape(op, x));
+  FASTCONV_RETURN_IF_ERROR(check_x_shape(op, x, a.x_name));
   FASTCONV_RETURN_IF_ERROR(check_pair_range(op, "kernel_size", a.kernel, 1));
   FASTCONV_RETURN_IF_ERROR(check_pair_range(op, "stride", a.stride, 1));
   FASTCONV_RETURN_IF_ERROR(check_pair_range(op, "padding", a.padding, 0));
@@ -214,7 +214,7 @@ Status pool2d_make_params(const Pool2dArgs& a, Pool2dParams* p) {
 namespace fastconv {
 
 Status pool2d_grad_params(const char* op, const int64_t* dy, const int64_t* x, Pool2dParams* p) {
-  FASTCONV_RETURN_IF_ERROR(check_x_shape(op, x));
+  FASTCONV_RETURN_IF_ERROR(check_x_shape(op, x, "input_shape"));
   if (dy[0] != x[0] || dy[1] != x[1] || dy[2] < 1 || dy[3] < 1) {
     return Status::InvalidArgument(std::string(op) + ": grad_output " + shape_str(dy, 4) +
                                    " does not match input_shape " + shape_str(x, 4) +

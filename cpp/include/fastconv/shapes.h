@@ -67,6 +67,7 @@ struct Pool2dParams {
 
 struct Pool2dArgs {
   const char* op = "max_pool2d";
+  const char* x_name = "x";  // "input_shape" for backward passes
   int64_t x_shape[4] = {0, 0, 0, 0};
   int64_t kernel[2] = {1, 1};
   int64_t stride[2] = {1, 1};

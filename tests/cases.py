@@ -1,0 +1,281 @@
+"""Named case tables for the kernel tests (architecture rule 11).
+
+Every case has a ``name`` that becomes its pytest id, so a failure reads as
+``test_forward[c17_k15_q32-im2col-avx512]``. The tables hit the edges of the
+kernels: channel counts 1, 2, 3, 7, 8, 15, 16, 17; output widths Q around the
+SIMD widths (8 floats for AVX2, 16 for AVX-512: Q = 7, 8, 9, 15, 16, 17, 31,
+32, 33); strides 1, 2, 3 and asymmetric; every padding form; dilation;
+grouped and depthwise convolutions; 1x1 and non-square kernels; batch 1 and 3.
+Tensors are small so that the whole (case x algo x ISA x pass) matrix runs in
+seconds.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from fastconv import reference as ref
+
+IntPair = Union[int, tuple[int, int]]
+Padding = Union[int, tuple[int, int], str]
+
+
+def rng_for(*key) -> np.random.Generator:
+    """A generator seeded from the key (str hashes are randomised per process)."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def _pair(v: IntPair) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+@dataclass(frozen=True)
+class ConvCase:
+    name: str
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    R: int
+    S: int
+    stride: IntPair = 1
+    padding: Padding = 0
+    dilation: IntPair = 1
+    groups: int = 1
+    bias: bool = True
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.N, self.C, self.H, self.W)
+
+    @property
+    def w_shape(self) -> tuple[int, int, int, int]:
+        return (self.K, self.C // self.groups, self.R, self.S)
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right), from the reference's rule."""
+        return ref.resolve_conv_padding(
+            self.padding, (self.H, self.W), (self.R, self.S), self.stride, self.dilation
+        )
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        t, b, l, r = self.pads
+        (sh, sw), (dh, dw) = _pair(self.stride), _pair(self.dilation)
+        return (
+            ref.conv2d_output_size(self.H, self.R, sh, t + b, dh),
+            ref.conv2d_output_size(self.W, self.S, sw, l + r, dw),
+        )
+
+    @property
+    def kwargs(self) -> dict:
+        return {
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+        }
+
+
+# fmt: off
+CONV_CASES = [
+    # Channel counts x output widths around the SIMD widths (3x3, padding 1: Q = W).
+    ConvCase("c1_k1_q7",          N=1, C=1,  H=5,  W=7,  K=1,  R=3, S=3, padding=1),
+    ConvCase("c2_k3_q8",          N=3, C=2,  H=6,  W=8,  K=3,  R=3, S=3, padding=1),
+    ConvCase("c3_k2_q9_nopad",    N=1, C=3,  H=6,  W=11, K=2,  R=3, S=3),
+    ConvCase("c7_k8_q15",         N=3, C=7,  H=5,  W=15, K=8,  R=3, S=3, padding=1),
+    ConvCase("c8_k7_q16",         N=1, C=8,  H=4,  W=16, K=7,  R=3, S=3, padding=1),
+    ConvCase("c15_k16_q17",       N=1, C=15, H=3,  W=17, K=16, R=3, S=3, padding=1),
+    ConvCase("c16_k17_q31",       N=1, C=16, H=3,  W=31, K=17, R=3, S=3, padding=1),
+    ConvCase("c17_k15_q32",       N=3, C=17, H=3,  W=32, K=15, R=3, S=3, padding=1),
+    ConvCase("c16_k16_q33",       N=1, C=16, H=3,  W=33, K=16, R=3, S=3, padding=1,
+             bias=False),
+    ConvCase("c1_k16_q33_nopad",  N=1, C=1,  H=4,  W=35, K=16, R=3, S=3),
+    # Strides.
+    ConvCase("s2_p1",             N=1, C=3,  H=9,  W=17, K=8,  R=3, S=3, stride=2, padding=1),
+    ConvCase("s3_5x5_p2",         N=3, C=2,  H=11, W=20, K=4,  R=5, S=5, stride=3, padding=2),
+    ConvCase("s1x2_p1",           N=1, C=3,  H=7,  W=16, K=5,  R=3, S=3, stride=(1, 2),
+             padding=1),
+    ConvCase("s2x1_p1",           N=1, C=2,  H=8,  W=9,  K=3,  R=3, S=3, stride=(2, 1),
+             padding=1),
+    ConvCase("s3_k2_gaps",        N=3, C=2,  H=8,  W=10, K=3,  R=2, S=2, stride=3),
+    ConvCase("s2_q16",            N=1, C=8,  H=5,  W=33, K=8,  R=3, S=3, stride=2, padding=1),
+    # Paddings.
+    ConvCase("p2_3x3",            N=1, C=3,  H=4,  W=6,  K=4,  R=3, S=3, padding=2),
+    ConvCase("p0x2_3x5",          N=1, C=2,  H=6,  W=7,  K=3,  R=3, S=5, padding=(0, 2)),
+    ConvCase("p2x1_5x3",          N=3, C=3,  H=5,  W=9,  K=2,  R=5, S=3, padding=(2, 1)),
+    ConvCase("same_3x3",          N=1, C=3,  H=7,  W=9,  K=4,  R=3, S=3, padding="same"),
+    ConvCase("same_4x4_even",     N=1, C=2,  H=6,  W=8,  K=3,  R=4, S=4, padding="same"),
+    ConvCase("same_2x2_even",     N=3, C=2,  H=5,  W=7,  K=2,  R=2, S=2, padding="same"),
+    ConvCase("same_3x3_s2_odd",   N=1, C=3,  H=9,  W=10, K=4,  R=3, S=3, stride=2,
+             padding="same"),
+    ConvCase("same_4x4_s3",       N=1, C=2,  H=10, W=11, K=3,  R=4, S=4, stride=3,
+             padding="same"),
+    ConvCase("same_3x3_d2",       N=1, C=2,  H=7,  W=8,  K=3,  R=3, S=3, dilation=2,
+             padding="same"),
+    ConvCase("valid_3x3",         N=3, C=3,  H=6,  W=9,  K=4,  R=3, S=3, padding="valid"),
+    # Dilation.
+    ConvCase("d2_p2",             N=1, C=3,  H=7,  W=9,  K=4,  R=3, S=3, dilation=2, padding=2),
+    ConvCase("d2x1_p2x1",         N=1, C=2,  H=8,  W=9,  K=3,  R=3, S=3, dilation=(2, 1),
+             padding=(2, 1)),
+    ConvCase("d2_s2",             N=3, C=2,  H=9,  W=11, K=3,  R=3, S=3, dilation=2, stride=2,
+             padding=1),
+    # Groups and depthwise.
+    ConvCase("g2",                N=1, C=4,  H=5,  W=9,  K=6,  R=3, S=3, padding=1, groups=2),
+    ConvCase("g2_c16_k8",         N=3, C=16, H=4,  W=8,  K=8,  R=3, S=3, padding=1, groups=2),
+    ConvCase("g3_kg1",            N=1, C=15, H=4,  W=7,  K=3,  R=3, S=3, padding=1, groups=3),
+    ConvCase("dw_c8",             N=1, C=8,  H=5,  W=17, K=8,  R=3, S=3, padding=1, groups=8),
+    ConvCase("dw_c7_k14",         N=3, C=7,  H=5,  W=9,  K=14, R=3, S=3, padding=1, groups=7),
+    ConvCase("dw_c16_s2",         N=1, C=16, H=7,  W=16, K=16, R=3, S=3, stride=2, padding=1,
+             groups=16),
+    ConvCase("dw_c17_5x5_same",   N=1, C=17, H=6,  W=9,  K=17, R=5, S=5, padding="same",
+             groups=17),
+    # 1x1 kernels.
+    ConvCase("1x1_c17_k16",       N=3, C=17, H=3,  W=9,  K=16, R=1, S=1),
+    ConvCase("1x1_s2",            N=1, C=8,  H=7,  W=17, K=4,  R=1, S=1, stride=2),
+    ConvCase("1x1_p1",            N=1, C=3,  H=3,  W=5,  K=2,  R=1, S=1, padding=1),
+    # Non-square and boundary shapes.
+    ConvCase("1x3",               N=1, C=3,  H=4,  W=9,  K=4,  R=1, S=3, padding=(0, 1)),
+    ConvCase("3x1_s2",            N=1, C=2,  H=9,  W=6,  K=3,  R=3, S=1, stride=2),
+    ConvCase("2x5_p1x2",          N=3, C=3,  H=6,  W=8,  K=5,  R=2, S=5, padding=(1, 2)),
+    ConvCase("5x5_p2_lenet",      N=1, C=3,  H=8,  W=8,  K=8,  R=5, S=5, padding=2),
+    ConvCase("kernel_eq_input",   N=3, C=2,  H=7,  W=7,  K=3,  R=7, S=7),
+    ConvCase("kernel_gt_input_p", N=1, C=2,  H=2,  W=2,  K=3,  R=3, S=3, padding=1),
+    ConvCase("h1w1",              N=3, C=3,  H=1,  W=1,  K=2,  R=1, S=1),
+]
+# fmt: on
+
+# Kernel taps that read only padding for *every* output position (the tap's
+# offset exceeds the output size: tiny input, large kernel and padding). Once
+# made im2col/col2im write outside their buffers (heap corruption), so
+# test_conv2d runs them in a child process (@pytest.mark.isolated).
+# fmt: off
+PADDING_ONLY_TAP_CASES = [
+    ConvCase("pad_only_5x5_on_1x1_c2", N=1, C=2, H=1, W=1, K=2, R=5, S=5, padding=2),
+    ConvCase("pad_only_5x5_on_1x1_k4", N=2, C=3, H=1, W=1, K=4, R=5, S=5, padding=2),
+    ConvCase("pad_only_1x5_on_2x1",    N=1, C=3, H=2, W=1, K=4, R=1, S=5, padding=(0, 2)),
+    ConvCase("pad_only_same_d2",       N=1, C=3, H=1, W=1, K=1, R=1, S=3, padding="same",
+             dilation=(1, 2)),
+    ConvCase("pad_only_7x7_p3_s2",     N=1, C=4, H=2, W=2, K=5, R=7, S=7, padding=3, stride=2),
+    ConvCase("pad_only_g2",            N=1, C=4, H=1, W=2, K=8, R=5, S=5, padding=2, groups=2),
+]
+# fmt: on
+
+
+@dataclass(frozen=True)
+class PoolCase:
+    name: str
+    N: int
+    C: int
+    H: int
+    W: int
+    kernel_size: IntPair
+    stride: IntPair | None = None
+    padding: IntPair = 0
+    dilation: IntPair = 1  # max pooling only
+    ceil_mode: bool = False
+    count_include_pad: bool = True  # average pooling only
+    divisor_override: int | None = None  # average pooling only
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.N, self.C, self.H, self.W)
+
+    @property
+    def max_kwargs(self) -> dict:
+        return {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "ceil_mode": self.ceil_mode,
+        }
+
+    @property
+    def avg_kwargs(self) -> dict:
+        return {
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+            "divisor_override": self.divisor_override,
+        }
+
+
+# fmt: off
+MAX_POOL_CASES = [
+    PoolCase("k2s2_even",        N=1, C=3,  H=8,  W=16, kernel_size=2),
+    PoolCase("k2s2_odd",         N=3, C=2,  H=11, W=11, kernel_size=2),
+    PoolCase("k2s2_odd_ceil",    N=1, C=2,  H=11, W=13, kernel_size=2, ceil_mode=True),
+    PoolCase("k3s2_alexnet",     N=1, C=3,  H=13, W=13, kernel_size=3, stride=2),
+    PoolCase("k3s2_alexnet_27",  N=1, C=2,  H=27, W=27, kernel_size=3, stride=2),
+    PoolCase("k3s2_ceil",        N=3, C=2,  H=12, W=14, kernel_size=3, stride=2, ceil_mode=True),
+    PoolCase("k3s2_p1_resnet",   N=1, C=3,  H=9,  W=16, kernel_size=3, stride=2, padding=1),
+    PoolCase("k3s2_p1_ceil",     N=1, C=2,  H=10, W=11, kernel_size=3, stride=2, padding=1,
+             ceil_mode=True),
+    PoolCase("k1s1",             N=1, C=2,  H=3,  W=9,  kernel_size=1, stride=1),
+    PoolCase("k1s2",             N=1, C=2,  H=5,  W=9,  kernel_size=1, stride=2),
+    PoolCase("k3s1_p1",          N=1, C=7,  H=5,  W=17, kernel_size=3, stride=1, padding=1),
+    PoolCase("k2s1_q32",         N=1, C=2,  H=3,  W=33, kernel_size=2, stride=1),
+    PoolCase("k2s1_q16",         N=1, C=17, H=2,  W=17, kernel_size=2, stride=1),
+    PoolCase("k2_d2_p1",         N=1, C=2,  H=7,  W=9,  kernel_size=2, stride=1, padding=1,
+             dilation=2),
+    PoolCase("k3_d2_p1_ceil",    N=3, C=2,  H=9,  W=10, kernel_size=3, stride=2, padding=1,
+             dilation=2, ceil_mode=True),
+    PoolCase("k3_d2x1",          N=1, C=2,  H=9,  W=8,  kernel_size=3, stride=1,
+             dilation=(2, 1)),
+    PoolCase("k2x3_s1x2_p1",     N=1, C=3,  H=6,  W=11, kernel_size=(2, 3), stride=(1, 2),
+             padding=1),
+    PoolCase("k3s3_ceil",        N=1, C=2,  H=10, W=10, kernel_size=3, ceil_mode=True),
+    PoolCase("h1_k1x3",          N=1, C=2,  H=1,  W=9,  kernel_size=(1, 3), stride=(1, 2)),
+    # Dilation and padding leave a window with no in-bounds position: -inf and
+    # PyTorch's out-of-plane start index.
+    PoolCase("empty_window_d2",  N=1, C=1,  H=1,  W=3,  kernel_size=2, stride=1, padding=1,
+             dilation=2),
+]
+
+AVG_POOL_CASES = [
+    PoolCase("k2s2_even",        N=1, C=3,  H=8,  W=16, kernel_size=2),
+    PoolCase("k2s2_odd",         N=3, C=2,  H=11, W=11, kernel_size=2),
+    PoolCase("k2s2_odd_ceil",    N=1, C=2,  H=11, W=13, kernel_size=2, ceil_mode=True),
+    PoolCase("k3s2_alexnet",     N=1, C=3,  H=13, W=13, kernel_size=3, stride=2),
+    PoolCase("k3s2_ceil",        N=3, C=2,  H=12, W=14, kernel_size=3, stride=2, ceil_mode=True),
+    PoolCase("k3s2_p1",          N=1, C=3,  H=9,  W=16, kernel_size=3, stride=2, padding=1),
+    PoolCase("k3s2_p1_nopad",    N=1, C=3,  H=9,  W=16, kernel_size=3, stride=2, padding=1,
+             count_include_pad=False),
+    PoolCase("k3s2_p1_ceil",     N=1, C=2,  H=10, W=11, kernel_size=3, stride=2, padding=1,
+             ceil_mode=True),
+    PoolCase("k3s2_p1_ceil_np",  N=1, C=2,  H=10, W=11, kernel_size=3, stride=2, padding=1,
+             ceil_mode=True, count_include_pad=False),
+    PoolCase("k1s1",             N=1, C=2,  H=3,  W=9,  kernel_size=1, stride=1),
+    PoolCase("k1s2",             N=1, C=2,  H=5,  W=9,  kernel_size=1, stride=2),
+    PoolCase("k3s1_p1",          N=1, C=7,  H=5,  W=17, kernel_size=3, stride=1, padding=1),
+    PoolCase("k3s1_p1_nopad",    N=1, C=7,  H=5,  W=17, kernel_size=3, stride=1, padding=1,
+             count_include_pad=False),
+    PoolCase("k2s1_q32",         N=1, C=2,  H=3,  W=33, kernel_size=2, stride=1),
+    PoolCase("k2s1_q16",         N=1, C=17, H=2,  W=17, kernel_size=2, stride=1),
+    PoolCase("k2x3_s1x2_p1",     N=1, C=3,  H=6,  W=11, kernel_size=(2, 3), stride=(1, 2),
+             padding=1),
+    PoolCase("k3s3_ceil",        N=1, C=2,  H=10, W=10, kernel_size=3, ceil_mode=True),
+    PoolCase("k3s3_ceil_nopad",  N=1, C=2,  H=10, W=10, kernel_size=3, ceil_mode=True,
+             count_include_pad=False),
+    PoolCase("div5",             N=1, C=2,  H=7,  W=9,  kernel_size=3, stride=2, padding=1,
+             divisor_override=5),
+    PoolCase("div_neg3_ceil",    N=1, C=2,  H=7,  W=8,  kernel_size=2, stride=2, padding=1,
+             ceil_mode=True, divisor_override=-3),
+    PoolCase("div1_k3s1",        N=3, C=2,  H=5,  W=6,  kernel_size=3, stride=1,
+             divisor_override=1),
+    PoolCase("h1_k1x3",          N=1, C=2,  H=1,  W=9,  kernel_size=(1, 3), stride=(1, 2)),
+]
+# fmt: on
+
+
+def ids(cases) -> list:
+    return [c.name for c in cases]

@@ -1,0 +1,142 @@
+"""Shared fixtures of fastconv's test suite.
+
+* ``isa``: parametrises a test over every kernel ISA compiled into the build
+  (``build_info()["isas_compiled"]``); an ISA the CPU cannot run is skipped
+  (``_set_isa`` raises RuntimeError for it). The ISA that was active before
+  the test is restored afterwards.
+* Every test leaves the process as it found it: the output pre-fill hook is
+  switched off and the thread count restored after each test (autouse).
+* ``output_fill``: a setter for ``_core._set_output_fill`` (NaN pre-fill proves
+  kernels overwrite every output element and never read it).
+* ``@pytest.mark.isolated``: the test runs in a child pytest process, so that
+  a memory error in a kernel (heap corruption, segfault) fails that test
+  instead of killing the whole session. Used for the random-shape property
+  tests and for shapes that once corrupted memory.
+* Hypothesis profiles: ``ci`` (the default: 200 examples, no deadline) and
+  ``long`` (5,000 examples), selected with ``--hypothesis-profile=long``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from child import CHILD_CWD, child_env
+from hypothesis import HealthCheck, settings
+
+from fastconv import _core
+
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long",
+    max_examples=5000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# The default; hypothesis' own --hypothesis-profile option (applied later, in
+# its pytest_configure) overrides it.
+settings.load_profile(os.environ.get("FASTCONV_HYPOTHESIS_PROFILE", "ci"))
+
+ISAS_COMPILED = list(_core.build_info()["isas_compiled"])
+
+
+@pytest.fixture(params=ISAS_COMPILED)
+def isa(request):
+    """Run the test with the kernels of one ISA, then restore the previous one."""
+    before = _core.build_info()["isa_active"]
+    try:
+        _core._set_isa(request.param)
+    except RuntimeError as e:
+        pytest.skip(f"ISA {request.param} not supported on this CPU: {e}")
+    assert _core.build_info()["isa_active"] == request.param
+    try:
+        yield request.param
+    finally:
+        _core._set_isa(before)
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    """Output fill off and the thread count restored after every test."""
+    threads = _core.get_num_threads()
+    isa_before = _core.build_info()["isa_active"]
+    yield
+    _core._set_output_fill(None)
+    _core.set_num_threads(threads)
+    if _core.build_info()["isa_active"] != isa_before:
+        _core._set_isa(isa_before)
+
+
+@pytest.fixture
+def output_fill():
+    """Returns a setter for the output pre-fill value (reset to None afterwards)."""
+    yield _core._set_output_fill
+    _core._set_output_fill(None)
+
+
+# ---------------------------------------------------------------------------
+# @pytest.mark.isolated: run the test body in a child process
+# ---------------------------------------------------------------------------
+
+_CHILD_ENV = "FASTCONV_TEST_CHILD"
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "isolated: run the test in a child pytest process (crash isolation)"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    if pyfuncitem.get_closest_marker("isolated") is None or os.environ.get(_CHILD_ENV):
+        return None  # run normally
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        # An absolute node id, run from outside the source tree (see child.py).
+        str(pyfuncitem.config.rootpath / pyfuncitem.nodeid),
+    ]
+    profile = pyfuncitem.config.getoption("hypothesis_profile", None)
+    if profile:
+        cmd.append(f"--hypothesis-profile={profile}")
+    seed = pyfuncitem.config.getoption("hypothesis_seed", None)
+    if seed is not None:
+        cmd.append(f"--hypothesis-seed={seed}")
+    env = child_env(**{_CHILD_ENV: "1"})
+    r = subprocess.run(
+        cmd,
+        cwd=CHILD_CWD,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if r.returncode != 0:
+        crashed = r.returncode < 0 or "Fatal Python error" in r.stderr
+        pytest.fail(
+            f"child process {'CRASHED' if crashed else 'failed'} (exit code {r.returncode}) "
+            f"running {pyfuncitem.nodeid}\n--- stdout ---\n{r.stdout[-6000:]}"
+            f"\n--- stderr ---\n{r.stderr[-3000:]}",
+            pytrace=False,
+        )
+    if " passed" not in r.stdout.splitlines()[-1]:
+        pytest.fail(f"child ran no passing test:\n{r.stdout[-3000:]}", pytrace=False)
+    return True
