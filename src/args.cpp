@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstring>
 
 #include "fastconv/shapes.h"
 
@@ -138,6 +139,33 @@ std::vector<int64_t> shape_arg(py::handle obj, const char* op, const char* name,
 namespace {
 std::atomic<bool> g_fill_enabled{false};
 std::atomic<float> g_fill_value{0.0f};
+std::atomic<int64_t> g_guard{0};
+constexpr uint32_t kGuardF32Bits = 0x7fc0deadu;
+constexpr int64_t kGuardI64 = 0x5a5a5a5a5a5a5a5aLL;
+
+// A new array of `shape`; with guards, the interior of a larger 1-D array.
+template <class T>
+py::array_t<T> new_array(const std::vector<int64_t>& shape, T guard_value, T fill_value,
+                         bool fill) {
+  int64_t count = 1;
+  for (int64_t d : shape) count *= d;  // shapes were checked to fit in int64
+  const int64_t guard = g_guard.load();
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  if (guard <= 0) {
+    py::array_t<T> a(dims);
+    if (fill) std::fill_n(a.mutable_data(), a.size(), fill_value);
+    return a;
+  }
+  py::array_t<T> base(static_cast<py::ssize_t>(count + 2 * guard));
+  T* b = base.mutable_data();
+  std::fill_n(b, guard, guard_value);
+  std::fill_n(b + guard + count, guard, guard_value);
+  std::fill_n(b + guard, count, fill ? fill_value : guard_value);
+  py::tuple dims_t(dims.size());
+  for (size_t i = 0; i < dims.size(); ++i) dims_t[i] = py::int_(dims[i]);
+  py::object view = base[py::slice(guard, guard + count, 1)].attr("reshape")(dims_t);
+  return py::reinterpret_borrow<py::array_t<T>>(view);
+}
 }  // namespace
 
 void set_output_fill(bool enabled, float value) {
@@ -145,16 +173,16 @@ void set_output_fill(bool enabled, float value) {
   g_fill_enabled.store(enabled);
 }
 
+void set_output_guard(int64_t guard) { g_guard.store(guard < 0 ? 0 : guard); }
+
 py::array_t<float> new_float32(const std::vector<int64_t>& shape) {
-  py::array_t<float> a(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-  if (g_fill_enabled.load()) std::fill_n(a.mutable_data(), a.size(), g_fill_value.load());
-  return a;
+  float guard_value;
+  std::memcpy(&guard_value, &kGuardF32Bits, sizeof(float));
+  return new_array<float>(shape, guard_value, g_fill_value.load(), g_fill_enabled.load());
 }
 
 py::array_t<int64_t> new_int64(const std::vector<int64_t>& shape) {
-  py::array_t<int64_t> a(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-  if (g_fill_enabled.load()) std::fill_n(a.mutable_data(), a.size(), int64_t{-1});
-  return a;
+  return new_array<int64_t>(shape, kGuardI64, int64_t{-1}, g_fill_enabled.load());
 }
 
 void throw_if_error(const fastconv::Status& st) {

@@ -56,6 +56,11 @@ std::vector<int64_t> shape_arg(py::handle obj, const char* op, const char* name,
 // (NaN proves a kernel never reads what it must overwrite) and int64 outputs
 // as -1.
 void set_output_fill(bool enabled, float value);
+// Tests: when guard > 0, every new output is a view into a larger array with
+// `guard` sentinel elements on each side (float32: NaN with payload 0x7fc0dead
+// as bits; int64: 0x5a5a5a5a5a5a5a5a), reachable as the output's .base, so a
+// test can prove that no kernel writes outside its output.
+void set_output_guard(int64_t guard);
 py::array_t<float> new_float32(const std::vector<int64_t>& shape);
 py::array_t<int64_t> new_int64(const std::vector<int64_t>& shape);
 

@@ -94,6 +94,9 @@ PYBIND11_MODULE(_core, m) {
     }
   }, py::arg("value"), "Tests: pre-fill every new output with value (None: off).");
 
+  m.def("_set_output_guard", [](int64_t guard) { set_output_guard(guard); }, py::arg("guard"),
+        "Tests: place every new output inside guard sentinels (0: off); see args.h.");
+
   bind_conv2d(m);
   bind_pool2d(m);
   bind_gemm(m);

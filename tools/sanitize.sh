@@ -12,7 +12,7 @@ build="$top/build/sanitize"
 stage="$build/stage"
 
 cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DFASTCONV_SANITIZE=ON -DSKBUILD_PROJECT_VERSION=0.0.0+sanitize \
+  -DFASTCONV_SANITIZE=ON -DSKBUILD_PROJECT_VERSION=0.0.0 \
   -DPython_EXECUTABLE="$(command -v python)" \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" >/dev/null
 cmake --build "$build" >/dev/null
