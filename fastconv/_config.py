@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any
 
 from . import _core
 
@@ -23,7 +23,7 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-def show_config() -> Dict[str, Any]:
+def show_config() -> dict[str, Any]:
     """Describe this build and the kernels it would use.
 
     Returns
@@ -47,8 +47,12 @@ def show_config() -> Dict[str, Any]:
         "im2col when K/groups >= 4, else direct "
         "(fastconv._core.conv2d_choose_algo gives the choice for a shape)"
     )
-    for op in ("max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
-               "avg_pool2d_backward"):
+    for op in (
+        "max_pool2d_forward",
+        "max_pool2d_backward",
+        "avg_pool2d_forward",
+        "avg_pool2d_backward",
+    ):
         k[op] = f"{op}__{isa}"
     k["linear"] = f"sgemm_nn_accumulate__{isa}"
     info["kernels"] = k

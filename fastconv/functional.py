@@ -15,30 +15,31 @@ across calls and thread counts.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Union
 
 import numpy as np
 
 from . import _core
 
-IntPair = Union[int, Tuple[int, int]]
-Padding = Union[int, Tuple[int, int], str]
+IntPair = Union[int, tuple[int, int]]
+Padding = Union[int, tuple[int, int], str]
 
 __all__ = [
-    "conv2d",
-    "conv2d_backward",
-    "max_pool2d",
-    "max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward",
     "linear",
+    "max_pool2d",
+    "max_pool2d_backward",
 ]
 
 
 def conv2d(
     x: np.ndarray,
     weight: np.ndarray,
-    bias: Optional[np.ndarray] = None,
+    bias: np.ndarray | None = None,
     stride: IntPair = 1,
     padding: Padding = 0,
     dilation: IntPair = 1,
@@ -90,7 +91,7 @@ def conv2d_backward(
     *,
     algo: str = "auto",
     output_mask: Sequence[bool] = (True, True, True),
-) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Gradients of :func:`conv2d`, as ``torch.ops.aten.convolution_backward``.
 
     Parameters
@@ -119,12 +120,12 @@ def conv2d_backward(
 def max_pool2d(
     x: np.ndarray,
     kernel_size: IntPair,
-    stride: Optional[IntPair] = None,
+    stride: IntPair | None = None,
     padding: IntPair = 0,
     dilation: IntPair = 1,
     ceil_mode: bool = False,
     return_indices: bool = False,
-) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """2-D max pooling, as ``torch.nn.functional.max_pool2d``.
 
     Parameters
@@ -178,11 +179,11 @@ def max_pool2d_backward(
 def avg_pool2d(
     x: np.ndarray,
     kernel_size: IntPair,
-    stride: Optional[IntPair] = None,
+    stride: IntPair | None = None,
     padding: IntPair = 0,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
-    divisor_override: Optional[int] = None,
+    divisor_override: int | None = None,
 ) -> np.ndarray:
     """2-D average pooling, as ``torch.nn.functional.avg_pool2d``.
 
@@ -203,11 +204,11 @@ def avg_pool2d_backward(
     grad_output: np.ndarray,
     input_shape: Sequence[int],
     kernel_size: IntPair,
-    stride: Optional[IntPair] = None,
+    stride: IntPair | None = None,
     padding: IntPair = 0,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
-    divisor_override: Optional[int] = None,
+    divisor_override: int | None = None,
 ) -> np.ndarray:
     """Gradient of :func:`avg_pool2d`: each output gradient, divided by its
     window's divisor, is added to every in-bounds position of its window.
@@ -228,7 +229,7 @@ def avg_pool2d_backward(
     )
 
 
-def linear(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
+def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
     """``x @ weight.T + bias``, as ``torch.nn.functional.linear``, through fastconv's GEMM.
 
     Parameters
