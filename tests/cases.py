@@ -13,10 +13,11 @@ seconds.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 import numpy as np
+from hypothesis import strategies as st
 
 from fastconv import reference as ref
 
@@ -279,3 +280,136 @@ AVG_POOL_CASES = [
 
 def ids(cases) -> list:
     return [c.name for c in cases]
+
+
+# ---------------------------------------------------------------------------
+# Random problems (hypothesis strategies) over every parameter of the ops
+# ---------------------------------------------------------------------------
+# Used by test_hostile.py's randomized tests. Sizes mix tiny values (windows
+# hanging over every edge, taps that only read padding) with values around
+# the SIMD and GEMM tile widths (8, 16 floats; 14 x 32 microkernel tiles).
+
+
+def _one_or_pair(lo: int, hi: int):
+    return st.one_of(st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi)))
+
+
+# Batch sizes: N = 0 about one example in ten (st.integers would favour it).
+_BATCH = st.sampled_from([1, 2, 3] * 3 + [0])
+
+
+def _min_extent(k: int, dilation: int, pad_total: int) -> int:
+    """Smallest input length with at least one output position."""
+    return max(1, dilation * (k - 1) + 1 - pad_total)
+
+
+@st.composite
+def conv_problems(draw):
+    """(ConvCase, seed): any groups (depthwise included), channels, kernel,
+    stride, padding form, dilation, batch (0 included) and bias.
+
+    Three regimes: "tiny" (windows hang over every edge, taps read only
+    padding), "wide" (output rows past the 16- and 32-float tiles) and "deep"
+    (channel counts past the GEMM's 14-row tiles). An input too small for its
+    dilated kernel is grown to the smallest valid size instead of rejected.
+    """
+    regime = draw(st.sampled_from(["tiny", "wide", "deep"]))
+    G = draw(st.one_of(st.just(1), st.integers(1, 4)))
+    depthwise = G > 1 and draw(st.booleans())
+    big = regime == "deep"
+    Cg = 1 if depthwise else draw(st.integers(1, 17 if big else 4))
+    Kg = draw(st.integers(1, 17 if big else 4))
+    R, S = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    stride = draw(_one_or_pair(1, 3))
+    dilation = draw(_one_or_pair(1, 3))
+    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), _one_or_pair(0, 3)))
+    N = draw(_BATCH)
+    hi = {"tiny": (3, 3), "wide": (10, 40), "deep": (6, 20)}[regime]
+    H, W = draw(st.integers(1, hi[0])), draw(st.integers(1, hi[1]))
+    if not isinstance(padding, str):
+        ph, pw = _pair(padding)
+        dh, dw = _pair(dilation)
+        H, W = max(H, _min_extent(R, dh, 2 * ph)), max(W, _min_extent(S, dw, 2 * pw))
+    elif padding == "valid":
+        dh, dw = _pair(dilation)
+        H, W = max(H, _min_extent(R, dh, 0)), max(W, _min_extent(S, dw, 0))
+    case = ConvCase(
+        "hyp",
+        N=N,
+        C=Cg * G,
+        H=H,
+        W=W,
+        K=Kg * G,
+        R=R,
+        S=S,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=G,
+        bias=draw(st.booleans()),
+    )
+    P, Q = case.out_hw
+    assert P >= 1 and Q >= 1, case
+    return case, draw(st.integers(0, 2**32 - 1))
+
+
+@st.composite
+def pool_problems(draw):
+    """(PoolCase, input kind, seed): any kernel, stride (or the default), padding
+    up to half the kernel, dilation, ceil_mode, divisor rules, batch (0 included)."""
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    kernel = draw(st.sampled_from([(kh, kw), kh]))
+    kpair = (kernel, kernel) if isinstance(kernel, int) else kernel
+    stride = draw(st.one_of(st.none(), _one_or_pair(1, 4)))
+    padding = draw(
+        st.one_of(
+            st.integers(0, min(kpair) // 2),
+            st.tuples(st.integers(0, kpair[0] // 2), st.integers(0, kpair[1] // 2)),
+        )
+    )
+    dilation = draw(_one_or_pair(1, 3))
+    divisor = draw(st.one_of(st.none(), st.integers(-5, 9).filter(lambda d: d != 0)))
+    case = PoolCase(
+        "hyp",
+        N=draw(_BATCH),
+        C=draw(st.integers(1, 5)),
+        H=draw(st.one_of(st.integers(1, 3), st.integers(1, 12))),
+        W=draw(st.one_of(st.integers(1, 3), st.integers(1, 40))),
+        kernel_size=kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        ceil_mode=draw(st.booleans()),
+        count_include_pad=draw(st.booleans()),
+        divisor_override=divisor,
+    )
+    (ph, pw), (dh, dw) = _pair(padding), _pair(dilation)
+    case = replace(
+        case,
+        H=max(case.H, _min_extent(kpair[0], dh, 2 * ph)),
+        W=max(case.W, _min_extent(kpair[1], dw, 2 * pw)),
+    )
+    kind = draw(st.sampled_from(["normal", "ties", "nans", "neginf", "mixed"]))
+    return case, kind, draw(st.integers(0, 2**32 - 1))
+
+
+def pool_input(shape, kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Random float32 data: plain, many ties, NaNs, mostly -inf, or all of them."""
+    if kind == "normal":
+        return rng.standard_normal(shape).astype(np.float32)
+    if kind == "ties":
+        return rng.integers(0, 3, shape).astype(np.float32)
+    x = rng.standard_normal(shape).astype(np.float32)
+    u = rng.random(shape)
+    if kind == "nans":
+        x[u < 0.3] = np.nan
+    elif kind == "neginf":
+        x[u < 0.9] = -np.inf
+    elif kind == "mixed":
+        x = rng.integers(-1, 2, shape).astype(np.float32)
+        x[u < 0.1] = np.nan
+        x[(u >= 0.1) & (u < 0.25)] = -np.inf
+        x[(u >= 0.25) & (u < 0.3)] = np.inf
+    else:
+        raise ValueError(kind)
+    return x

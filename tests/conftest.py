@@ -8,11 +8,21 @@
   switched off and the thread count restored after each test (autouse).
 * ``output_fill``: a setter for ``_core._set_output_fill`` (NaN pre-fill proves
   kernels overwrite every output element and never read it).
+* ``output_guard``: a setter for ``_core._set_output_guard`` (sentinels around
+  every new output prove kernels never write outside it); reset to 0 after
+  every test, like the fill.
 * ``@pytest.mark.isolated``: the test runs in a child pytest process, so that
   a memory error in a kernel (heap corruption, segfault) fails that test
   instead of killing the whole session. Used for the random-shape property
   tests and for shapes that once corrupted memory.
-* Hypothesis profiles: ``ci`` (the default: 200 examples, no deadline) and
+* ``@pytest.mark.bigmem``: the test allocates many GiB (arrays with more than
+  2**31 elements). It runs by default, and skips itself (with the reason) when
+  /proc/meminfo's MemAvailable is too small or under the sanitizers.
+* ``@pytest.mark.slow``: takes more than about a minute (deselect with
+  ``-m "not slow"``).
+* ``SANITIZED``: true under tools/sanitize.sh (ASan + UBSan), where RSS
+  measurements, multi-GiB allocations and valgrind make no sense.
+* Hypothesis profiles: ``ci`` (the default: 300 examples, no deadline) and
   ``long`` (5,000 examples), selected with ``--hypothesis-profile=long``.
 """
 
@@ -30,7 +40,7 @@ from fastconv import _core
 
 settings.register_profile(
     "ci",
-    max_examples=200,
+    max_examples=300,
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
@@ -47,6 +57,30 @@ settings.register_profile(
 settings.load_profile(os.environ.get("FASTCONV_HYPOTHESIS_PROFILE", "ci"))
 
 ISAS_COMPILED = list(_core.build_info()["isas_compiled"])
+SANITIZED = os.environ.get("FASTCONV_SANITIZED") == "1"
+
+
+def mem_available_bytes() -> int:
+    """MemAvailable from /proc/meminfo (0 if unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def require_memory(nbytes: int, what: str) -> None:
+    """Skip the calling test unless nbytes are available (and not under the sanitizers)."""
+    if SANITIZED:
+        pytest.skip(f"{what}: multi-GiB allocations are not run under ASan (shadow memory)")
+    avail = mem_available_bytes()
+    if avail < nbytes:
+        pytest.skip(
+            f"{what}: needs {nbytes / 2**30:.1f} GiB but MemAvailable is {avail / 2**30:.1f} GiB"
+        )
 
 
 @pytest.fixture(params=ISAS_COMPILED)
@@ -66,11 +100,12 @@ def isa(request):
 
 @pytest.fixture(autouse=True)
 def _restore_global_state():
-    """Output fill off and the thread count restored after every test."""
+    """Output fill and guards off and the thread count restored after every test."""
     threads = _core.get_num_threads()
     isa_before = _core.build_info()["isa_active"]
     yield
     _core._set_output_fill(None)
+    _core._set_output_guard(0)
     _core.set_num_threads(threads)
     if _core.build_info()["isa_active"] != isa_before:
         _core._set_isa(isa_before)
@@ -81,6 +116,13 @@ def output_fill():
     """Returns a setter for the output pre-fill value (reset to None afterwards)."""
     yield _core._set_output_fill
     _core._set_output_fill(None)
+
+
+@pytest.fixture
+def output_guard():
+    """Returns a setter for the output guard size (reset to 0 afterwards)."""
+    yield _core._set_output_guard
+    _core._set_output_guard(0)
 
 
 # ---------------------------------------------------------------------------
@@ -94,6 +136,12 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "isolated: run the test in a child pytest process (crash isolation)"
     )
+    config.addinivalue_line(
+        "markers",
+        "bigmem: allocates many GiB; runs by default, skips itself when MemAvailable is too "
+        "small or under the sanitizers",
+    )
+    config.addinivalue_line("markers", "slow: takes more than about a minute")
 
 
 @pytest.hookimpl(tryfirst=True)
