@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "fastconv/gemm_tile.h"
 #include "fastconv/shapes.h"
 #include "fastconv/status.h"
 

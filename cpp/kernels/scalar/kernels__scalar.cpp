@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "fastconv/dispatch.h"
+#include "fastconv/gemm_tile.h"
 #include "fastconv/shapes.h"
 
 #define FASTCONV_ISA_NS scalar
