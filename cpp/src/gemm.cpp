@@ -15,6 +15,8 @@
 #include "fastconv/gemm.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -205,12 +207,7 @@ void DenseOperand::pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t 
       }
     } else {
       // Each outer index is a contiguous row along depth: a transpose.
-      for (int64_t o = 0; o < n; ++o) {
-        const float* src = data_ + (ob + o) * ld_ + k0;
-        for (int64_t k = 0; k < kd; ++k) panel[k * w + o] = src[k];
-      }
-      for (int64_t o = n; o < w; ++o)
-        for (int64_t k = 0; k < kd; ++k) panel[k * w + o] = 0.0f;
+      kernels().sgemm_pack_transposed(panel, data_ + ob * ld_ + k0, ld_, n, kd, w);
     }
   }
 }
@@ -282,6 +279,37 @@ bool sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alp
                   int64_t ldc) {
   return gemm_serial(M, N, K, alpha, DenseOperand::A(A, lda, ta), DenseOperand::B(B, ldb, tb),
                      beta, C, ldc);
+}
+
+double fma_peak_gflops(int threads, double seconds) {
+  const KernelTable& kt = kernels();
+  using Clock = std::chrono::steady_clock;
+  // Calibrate on one thread: iterations for `seconds`.
+  float sink = 0.0f;
+  int64_t iters = 1 << 16;
+  for (;;) {
+    const auto t0 = Clock::now();
+    kt.fma_peak_probe(iters, &sink);
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (dt > 0.02) {
+      iters = static_cast<int64_t>(static_cast<double>(iters) * seconds / dt) + 1;
+      break;
+    }
+    iters *= 4;
+  }
+  std::atomic<double> flops{0.0};
+  const auto t0 = Clock::now();
+#pragma omp parallel num_threads(threads)
+  {
+    float s = 0.0f;
+    const double f = kt.fma_peak_probe(iters, &s);
+    double cur = flops.load();
+    while (!flops.compare_exchange_weak(cur, cur + f)) {
+    }
+    if (s == 12345.0f) sink += s;  // keep the result alive
+  }
+  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  return flops.load() / dt / 1e9;
 }
 
 Status linear_forward(float* y, const float* x, const float* w, const float* b, int64_t batch,

@@ -114,6 +114,10 @@ bool sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alp
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc);
 
+// The FP32 FMA peak of the active ISA on `threads` threads at once, in
+// GFLOP/s, measured for about `seconds` (fma_peak_probe kernels).
+double fma_peak_gflops(int threads, double seconds);
+
 // y (B,O) = x (B,I) * w (O,I)^T + b (O); b may be null. As PyTorch's linear.
 Status linear_forward(float* y, const float* x, const float* w, const float* b, int64_t batch,
                       int64_t in_features, int64_t out_features);

@@ -10,6 +10,8 @@
 #define FASTCONV_ISA_NS avx512
 #include "kernels/portable/common-inl.h"
 #include "kernels/avx512/sgemm-ukernel-14x32-inl.h"
+#include "kernels/avx512/sgemm-pack-inl.h"
 #include "kernels/portable/conv2d-inl.h"
 #include "kernels/portable/pool2d-inl.h"
+#include "kernels/avx512/fma-probe-inl.h"
 #include "kernels/portable/table-inl.h"
