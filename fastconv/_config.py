@@ -32,16 +32,18 @@ def show_config() -> dict[str, Any]:
         ``version``, ``isas_compiled``, ``isa_detected`` (best the CPU runs),
         ``isa_active`` (in use; ``FASTCONV_ISA`` can force a lower level),
         ``openmp`` / ``openmp_runtime`` / ``openmp_version``, ``num_threads``,
-        and ``kernels``: for each op, the kernel variant it runs on the
-        active ISA (``<op>_<pass>_<algo>__<isa>``; GEMM-based paths name the
-        GEMM kernel).
+        ``gemm`` (the microkernel and its MR x NR tile, the MC/KC/NC cache
+        blocks), and ``kernels``: for each op, the kernel variant it runs on
+        the active ISA (``<op>_<pass>_<algo>__<isa>``; GEMM-based paths name
+        the GEMM microkernel, e.g. ``sgemm_ukernel_14x32__avx512``).
     """
     info = dict(_core.build_info())
     isa = info["isa_active"]
+    gemm = info["gemm"]["ukernel"]  # e.g. sgemm_ukernel_14x32__avx512
     k = {}
     for p in _CONV_PASSES:
         k[f"conv2d_{p} (algo='direct')"] = f"conv2d_{p}_direct__{isa}"
-        k[f"conv2d_{p} (algo='im2col')"] = f"im2col + sgemm_nn_accumulate__{isa}"
+        k[f"conv2d_{p} (algo='im2col')"] = f"im2col + {gemm}"
     k["conv2d_backward_bias"] = f"conv2d_backward_bias__{isa}"
     k["conv2d (algo='auto')"] = (
         "im2col when K/groups >= 4, else direct "
@@ -54,7 +56,11 @@ def show_config() -> dict[str, Any]:
         "avg_pool2d_backward",
     ):
         k[op] = f"{op}__{isa}"
-    k["linear"] = f"sgemm_nn_accumulate__{isa}"
+    k["linear"] = gemm
     info["kernels"] = k
-    info["kernel_variants"] = [f"{name}__{isa}" for name in _core.kernel_names()]
+    # The registry's entries as compiled for this ISA; the GEMM microkernel's
+    # name also gives its register tile.
+    info["kernel_variants"] = [
+        gemm if name == "sgemm_ukernel" else f"{name}__{isa}" for name in _core.kernel_names()
+    ]
     return info

@@ -886,8 +886,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--suite",
         action="append",
-        choices=[*SUITES, "all"],
-        help="layer suite(s) to run; repeatable (default: mnist and alexnet)",
+        choices=[*SUITES, "all", "gemm"],
+        help="layer suite(s) to run; repeatable (default: mnist and alexnet); "
+        "'gemm' runs the GEMM suite (fastconv.bench_gemm) instead",
     )
     parser.add_argument(
         "--layer",
@@ -953,6 +954,23 @@ def run(args: argparse.Namespace, **overrides: Any) -> int:
     ``overrides`` replace :class:`Settings` fields (e.g. ``contenders``,
     ``baseline``). fastconv's thread count and ISA are restored afterwards.
     """
+    if args.suite and "gemm" in args.suite:
+        if len(args.suite) > 1:
+            print("--suite gemm runs alone", file=sys.stderr)
+            return 2
+        from fastconv import bench_gemm
+
+        old_isa = fastconv.show_config()["isa_active"]
+        try:
+            if args.isa:
+                _core._set_isa(args.isa)
+            return bench_gemm.run(
+                argparse.Namespace(
+                    threads=args.threads, repeats=args.repeats, quick=args.mode == "quick"
+                )
+            )
+        finally:
+            _core._set_isa(old_isa)
     threads = fastconv.get_num_threads() if args.threads is None else args.threads
     if threads < 1:
         print(f"--threads must be >= 1, got {threads}", file=sys.stderr)

@@ -90,6 +90,12 @@ py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alph
 
 void bind_gemm(py::module_& m) {
   m.def("linear", &linear, py::arg("x"), py::arg("weight"), py::arg("bias"));
+  m.def("fma_peak_gflops", [](int threads, double seconds) {
+    if (threads < 1 || threads > 4096) throw py::value_error("fma_peak_gflops: threads must be >= 1");
+    py::gil_scoped_release release;
+    return fastconv::fma_peak_gflops(threads, seconds);
+  }, py::arg("threads"), py::arg("seconds") = 0.3,
+     "FP32 FMA peak (GFLOP/s) of the active ISA on that many threads at once.");
   m.def("sgemm", &sgemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
         py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f, py::arg("trans_a") = false,
         py::arg("trans_b") = false);

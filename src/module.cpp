@@ -7,6 +7,7 @@
 #include "args.h"
 #include "fastconv/conv2d.h"
 #include "fastconv/dispatch.h"
+#include "fastconv/gemm.h"
 #include "fastconv/threading.h"
 
 #ifndef FASTCONV_VERSION
@@ -39,6 +40,15 @@ py::dict build_info() {
   d["openmp_version"] = 0;
 #endif
   d["num_threads"] = get_num_threads();
+  const GemmBlocking& gb = gemm_blocking();
+  py::dict g;
+  g["ukernel"] = gb.ukernel;
+  g["mr"] = gb.mr;
+  g["nr"] = gb.nr;
+  g["mc"] = gb.mc;
+  g["kc"] = gb.kc;
+  g["nc"] = gb.nc;
+  d["gemm"] = g;
   return d;
 }
 

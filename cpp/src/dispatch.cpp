@@ -20,13 +20,15 @@ KernelTable g_tables[kNumIsas];
 std::once_flag g_tables_once;
 std::atomic<int> g_active{-1};  // an Isa, or -1 before initialisation
 
+// Fills the tables of the ISAs this CPU runs; the others stay empty and
+// are never activated (isa_force checks support first).
 void fill_tables() {
-  fill_kernel_table__scalar(&g_tables[0]);
+  scalar::fill_kernel_table(&g_tables[0]);
 #ifdef FASTCONV_HAVE_AVX2
-  fill_kernel_table__avx2(&g_tables[1]);
+  if (isa_cpu_supports(Isa::kAvx2)) avx2::fill_kernel_table(&g_tables[1]);
 #endif
 #ifdef FASTCONV_HAVE_AVX512
-  fill_kernel_table__avx512(&g_tables[2]);
+  if (isa_cpu_supports(Isa::kAvx512)) avx512::fill_kernel_table(&g_tables[2]);
 #endif
 }
 

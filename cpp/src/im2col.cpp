@@ -9,6 +9,7 @@
 // Padding: the column buffer holds zeros for padded positions and the GEMM
 // multiplies them, which is the library's rule for non-finite values.
 #include <cstring>
+#include <vector>
 
 #include "conv2d_internal.h"
 #include "fastconv/gemm.h"
@@ -96,42 +97,93 @@ void col2im(float* dx, const float* col, const Conv2dParams& p, int64_t g) {
   }
 }
 
-// Each image is one task; a thread keeps its column buffer across images and
-// calls. Per-image work is independent, so the split does not change results.
+namespace {
+
+// Runs body(n, threaded_gemm) for every image: in parallel over images when
+// there are enough of them, else one image at a time with a threaded GEMM.
+// Either way each image is computed the same way, so results do not depend
+// on the choice.
+template <class Body>
+Status for_each_image(int64_t N, Body&& body) {
+  // (The only failure inside a task is an allocation; parallel_for reports it.)
+  if (N >= 2 * get_num_threads()) return parallel_for(N, [&](int64_t n) { return body(n, false).ok(); });
+  for (int64_t n = 0; n < N; ++n) FASTCONV_RETURN_IF_ERROR(body(n, true));
+  return Status::Ok();
+}
+
+inline Status run_gemm(bool threaded, int64_t M, int64_t N, int64_t K, const GemmOperand& A,
+                       const GemmOperand& B, float beta, float* C, int64_t ldc,
+                       const GemmEpilogue& ep = GemmEpilogue()) {
+  if (threaded) return gemm(M, N, K, 1.0f, A, B, beta, C, ldc, ep);
+  return gemm_serial(M, N, K, 1.0f, A, B, beta, C, ldc, ep)
+             ? Status::Ok()
+             : Status::OutOfMemory("conv2d: cannot allocate a GEMM workspace");
+}
+
+// The weights of every group packed once per call as GEMM A operands:
+// w_g (K/G x C/G*R*S) for the forward pass, or its transpose for backward-input.
+class PackedWeights {
+ public:
+  Status pack(const float* w, const Conv2dParams& p, bool transpose) {
+    const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S;
+    const int mr = gemm_blocking().mr;
+    const int64_t outer = transpose ? CRS : Kg, depth = transpose ? Kg : CRS;
+    const int64_t per_group = PackedOperand::size(outer, depth, mr);
+    float* buf = thread_workspace(kSlotWeights, per_group * p.G);
+    if (buf == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the packed weights");
+    groups_.reserve(static_cast<size_t>(p.G));
+    for (int64_t g = 0; g < p.G; ++g) {
+      // w_g[k][crs] = w[(g*Kg + k)*CRS + crs]: outer-major, or depth-major transposed.
+      const DenseOperand src(w + g * Kg * CRS, CRS, !transpose);
+      groups_.emplace_back(src, outer, depth, mr, buf + g * per_group);
+    }
+    return Status::Ok();
+  }
+  const GemmOperand& group(int64_t g) const { return groups_[static_cast<size_t>(g)]; }
+
+ private:
+  std::vector<PackedOperand> groups_;
+};
+
+}  // namespace
+
 Status conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b,
                              const Conv2dParams& p) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
-  return parallel_for(p.N, [&](int64_t n) {
+  PackedWeights wp;
+  FASTCONV_RETURN_IF_ERROR(wp.pack(w, p, /*transpose=*/false));
+  return for_each_image(p.N, [&](int64_t n, bool threaded) {
     float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) return false;
+    if (col == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
     for (int64_t g = 0; g < p.G; ++g) {
-      float* yg = y + (n * p.K + g * Kg) * PQ;
       im2col(col, x + n * p.C * p.H * p.W, p, g);
-      if (b != nullptr) {
-        for (int64_t k = 0; k < Kg; ++k)
-          for (int64_t i = 0; i < PQ; ++i) yg[k * PQ + i] = b[g * Kg + k];
-      }
-      if (!sgemm_serial(Trans::kNo, Trans::kNo, Kg, PQ, CRS, 1.0f, w + g * Kg * CRS, CRS, col, PQ,
-                        b != nullptr ? 1.0f : 0.0f, yg, PQ))
-        return false;
+      // y_g (K/G, PQ) = w_g * col + b_g; col[crs][pq] is depth-major along crs.
+      GemmEpilogue ep;
+      ep.row_bias = b ? b + g * Kg : nullptr;
+      FASTCONV_RETURN_IF_ERROR(run_gemm(threaded, Kg, PQ, CRS, wp.group(g),
+                                        DenseOperand(col, PQ, false), 0.0f,
+                                        y + (n * p.K + g * Kg) * PQ, PQ, ep));
     }
-    return true;
+    return Status::Ok();
   });
 }
 
 Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
                                     const Conv2dParams& p) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
-  return parallel_for(p.N, [&](int64_t n) {
+  PackedWeights wt;
+  FASTCONV_RETURN_IF_ERROR(wt.pack(w, p, /*transpose=*/true));
+  return for_each_image(p.N, [&](int64_t n, bool threaded) {
     float* dcol = thread_workspace(kSlotColumns, CRS * PQ);
-    if (dcol == nullptr) return false;
+    if (dcol == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
     for (int64_t g = 0; g < p.G; ++g) {
-      if (!sgemm_serial(Trans::kYes, Trans::kNo, CRS, PQ, Kg, 1.0f, w + g * Kg * CRS, CRS,
-                        dy + (n * p.K + g * Kg) * PQ, PQ, 0.0f, dcol, PQ))
-        return false;
+      // dcol (CRS, PQ) = w_g^T * dy_g; dy_g[k][pq] is depth-major along k.
+      FASTCONV_RETURN_IF_ERROR(run_gemm(threaded, CRS, PQ, Kg, wt.group(g),
+                                        DenseOperand(dy + (n * p.K + g * Kg) * PQ, PQ, false),
+                                        0.0f, dcol, PQ));
       col2im(dx + n * p.C * p.H * p.W, dcol, p, g);
     }
-    return true;
+    return Status::Ok();
   });
 }
 
@@ -148,8 +200,10 @@ Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const 
          ++n) {
       for (int64_t g = 0; g < p.G; ++g) {
         im2col(col, x + n * p.C * p.H * p.W, p, g);
-        if (!sgemm_serial(Trans::kNo, Trans::kYes, Kg, CRS, PQ, 1.0f,
-                          dy + (n * p.K + g * Kg) * PQ, PQ, col, PQ, 1.0f, dw + g * Kg * CRS, CRS))
+        // dw_g (K/G, CRS) += dy_g (K/G, PQ) * col^T: both operands are
+        // outer-major along pq.
+        if (!gemm_serial(Kg, CRS, PQ, 1.0f, DenseOperand(dy + (n * p.K + g * Kg) * PQ, PQ, true),
+                         DenseOperand(col, PQ, true), 1.0f, dw + g * Kg * CRS, CRS))
           return false;
       }
     }

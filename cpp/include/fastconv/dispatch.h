@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "fastconv/gemm_tile.h"
 #include "fastconv/shapes.h"
 #include "fastconv/status.h"
 
@@ -46,9 +47,10 @@ const KernelTable& kernels();  // the active table
 int kernel_count();
 const char* kernel_name(int i);
 
-// Filled by each ISA translation unit.
-void fill_kernel_table__scalar(KernelTable* t);
-void fill_kernel_table__avx2(KernelTable* t);
-void fill_kernel_table__avx512(KernelTable* t);
+// Defined by each ISA translation unit, inside its namespace, and compiled
+// with its flags: call one only after isa_cpu_supports() said yes.
+namespace scalar { void fill_kernel_table(KernelTable* t); }
+namespace avx2 { void fill_kernel_table(KernelTable* t); }
+namespace avx512 { void fill_kernel_table(KernelTable* t); }
 
 }  // namespace fastconv

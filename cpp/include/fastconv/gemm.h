@@ -1,7 +1,15 @@
-// The one GEMM of fastconv, and linear layers on top of it.
+// The one GEMM of fastconv, its packing interface, and linear layers on it.
 //
 // Every GEMM-based path (im2col convolution forward and backward, linear)
-// calls sgemm or sgemm_serial; nothing else multiplies matrices.
+// goes through gemm() here. The structure is BLIS's: op(A) and op(B) are
+// packed into contiguous micro-panels, blocked for the caches (MC, KC, NC per
+// ISA in one table, see gemm_blocking()), and multiplied by a register-blocked
+// microkernel (sgemm_ukernel in kernels/registry.inc): 14x32 on AVX-512, 6x16
+// on AVX2, 4x8 portable.
+//
+// Operands are GemmOperand objects that pack themselves, so the convolution
+// code can feed the GEMM straight from an image (implicit im2col) or from
+// weights packed once per call, without an intermediate matrix.
 #pragma once
 
 #include <cstdint>
@@ -12,19 +20,103 @@ namespace fastconv {
 
 enum class Trans { kNo = 0, kYes = 1 };
 
-// C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C.
-// Row-major with leading dimensions: op(A)[i][p] is A[i*lda + p] (kNo) or
-// A[p*lda + i] (kYes); likewise for B. beta == 0 never reads C (C may hold
-// NaN). The k loop is never split across threads, so the result is bitwise
-// identical for any thread count.
+// The register tile and cache blocking of the active ISA.
+struct GemmBlocking {
+  int mr, nr;           // microkernel tile: MR rows of C by NR columns
+  int64_t mc, kc, nc;   // A block MC x KC (L2), B panel KC x NC (L3), B micro-panel KC x NR (L1)
+  const char* ukernel;  // e.g. "sgemm_ukernel_14x32__avx512"
+};
+const GemmBlocking& gemm_blocking();
+
+// One GEMM operand, seen as (outer x depth): for A the outer dimension is M
+// (rows of C), for B it is N (columns of C); depth is K for both.
+//
+// pack() writes the block [o0, o0+no) x [k0, k0+kd) as panels of w outer
+// indices, depth-major inside a panel:
+//   dst[(o / w) * w * kd + (k - k0) * w + (o % w)],  o = o - o0,
+// zero-filling the missing outer indices of the last panel. It may be called
+// from several threads at once for different blocks.
+class GemmOperand {
+ public:
+  virtual ~GemmOperand() = default;
+  virtual void pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const = 0;
+  // Already-packed panels of that block in the same layout, or null (then
+  // the GEMM calls pack()). o0 is a multiple of w, k0 of the blocking's kc.
+  virtual const float* packed(int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const {
+    return nullptr;
+  }
+};
+
+// A dense row-major matrix: element (o, k) is data[o*ld + k] when
+// outer_major, else data[k*ld + o].
+class DenseOperand final : public GemmOperand {
+ public:
+  DenseOperand(const float* data, int64_t ld, bool outer_major)
+      : data_(data), ld_(ld), outer_major_(outer_major) {}
+  // op(A) of sgemm (outer = rows of op(A)), op(B) of sgemm (outer = columns).
+  static DenseOperand A(const float* a, int64_t lda, Trans t) { return {a, lda, t == Trans::kNo}; }
+  static DenseOperand B(const float* b, int64_t ldb, Trans t) { return {b, ldb, t == Trans::kYes}; }
+  void pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const override;
+
+ private:
+  const float* data_;
+  int64_t ld_;
+  bool outer_major_;
+};
+
+// A whole operand packed once, for the active blocking (for example a
+// convolution's weights, shared by every image of the batch), in a buffer
+// the caller owns (size(): floats).
+class PackedOperand final : public GemmOperand {
+ public:
+  // Packs src (outer x depth) into buf with panel width w (the blocking's mr
+  // for an A operand, nr for a B operand).
+  PackedOperand(const GemmOperand& src, int64_t outer, int64_t depth, int w, float* buf);
+  static int64_t size(int64_t outer, int64_t depth, int w);
+  void pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const override;
+  const float* packed(int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const override;
+
+ private:
+  float* buf_;
+  int64_t outer_, depth_, outer_padded_, kc_;
+  int w_;
+};
+
+// What is added to C after the last K block: a value per row (the bias of a
+// convolution's output channel), a value per column (the bias of a linear
+// layer's output feature), then max(., 0) if relu.
+struct GemmEpilogue {
+  const float* row_bias = nullptr;  // M values, or null
+  const float* col_bias = nullptr;  // N values, or null
+  bool relu = false;
+};
+
+// C (M,N) = alpha * op(A) * op(B) + beta * C, then the epilogue.
+// C is row-major with leading dimension ldc. beta == 0 never reads C (C may
+// hold NaN). The k loop is never split across threads and every element of
+// C adds its K terms in the same order (KC blocks in increasing k) whatever
+// the number of threads or the position of its tile, so results are bitwise
+// identical for any thread count, and equal between gemm and gemm_serial.
+Status gemm(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
+            const GemmOperand& B, float beta, float* C, int64_t ldc,
+            const GemmEpilogue& epilogue = GemmEpilogue());
+// The same on the calling thread only (for use inside a parallel region).
+// Returns false only when its workspace cannot be allocated.
+bool gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
+                 const GemmOperand& B, float beta, float* C, int64_t ldc,
+                 const GemmEpilogue& epilogue = GemmEpilogue());
+
+// The BLAS-style entry points on dense row-major matrices:
+// op(A)[i][p] is A[i*lda + p] (kNo) or A[p*lda + i] (kYes); likewise for B.
 Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-
-// The same on the calling thread only: for use inside a parallel region.
-// Returns false only when its workspace cannot be allocated.
 bool sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc);
+
+// The FP32 FMA peak of the active ISA on `threads` threads at once, in
+// GFLOP/s, measured for about `seconds` (fma_peak_probe kernels).
+double fma_peak_gflops(int threads, double seconds);
 
 // y (B,O) = x (B,I) * w (O,I)^T + b (O); b may be null. As PyTorch's linear.
 Status linear_forward(float* y, const float* x, const float* w, const float* b, int64_t batch,

@@ -27,7 +27,14 @@ const char* openmp_runtime();   // "libgomp (OpenMP 4.5)" or "none"
 // grown on demand; never shrinks. Returns null if the allocation fails.
 // Slots let one thread hold several buffers at once (e.g. a column buffer
 // while sgemm packs its panels).
-enum WorkspaceSlot { kSlotColumns = 0, kSlotGemmA, kSlotGemmB, kSlotPartials, kNumSlots };
+enum WorkspaceSlot {
+  kSlotColumns = 0,  // one image's im2col buffer
+  kSlotGemmA,        // a packed A block (per thread)
+  kSlotGemmB,        // a packed B panel (shared by the threads of one gemm)
+  kSlotPartials,     // weight-gradient partial sums
+  kSlotWeights,      // weights packed once per call
+  kNumSlots
+};
 float* thread_workspace(WorkspaceSlot slot, int64_t n_floats);
 
 // Interrupts (Ctrl-C). The embedding installs a poll function (Python's

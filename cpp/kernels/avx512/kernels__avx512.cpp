@@ -4,11 +4,14 @@
 #include <cstdint>
 
 #include "fastconv/dispatch.h"
+#include "fastconv/gemm_tile.h"
 #include "fastconv/shapes.h"
 
 #define FASTCONV_ISA_NS avx512
 #include "kernels/portable/common-inl.h"
-#include "kernels/portable/gemm-inl.h"
+#include "kernels/avx512/sgemm-ukernel-14x32-inl.h"
+#include "kernels/avx512/sgemm-pack-inl.h"
 #include "kernels/portable/conv2d-inl.h"
 #include "kernels/portable/pool2d-inl.h"
+#include "kernels/avx512/fma-probe-inl.h"
 #include "kernels/portable/table-inl.h"

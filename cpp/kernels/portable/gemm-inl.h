@@ -1,20 +1,55 @@
-// GEMM inner kernel (portable body). The driver (cpp/src/gemm.cpp) handles
-// transposes, alpha, beta, blocking and threads; this adds one block product.
-// Covered by tests/test_gemm.py.
+// sgemm_ukernel_4x8 (portable): the scalar baseline's GEMM microkernel (see
+// fastconv/gemm_tile.h for what one call computes). Plain loops over a 4x8
+// tile of accumulators, which the compiler keeps in SSE registers; correct
+// for every m <= 4, n <= 8. Covered by tests/test_gemm.py.
 
 namespace fastconv {
 namespace FASTCONV_ISA_NS {
 
-// C (M,N) += A (M,K) * B (K,N). The j loop vectorises; for each C element
-// the k terms are added in order.
-void sgemm_nn_accumulate(float* C, const float* A, const float* B, int64_t M, int64_t N,
-                         int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
-  for (int64_t i = 0; i < M; ++i) {
-    float* __restrict c = C + i * ldc;
-    for (int64_t k = 0; k < K; ++k) {
-      const float a = A[i * lda + k];
-      const float* __restrict b = B + k * ldb;
-      for (int64_t j = 0; j < N; ++j) c[j] += a * b[j];
+void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
+  constexpr int MR = 4, NR = 8;
+  float acc[MR][NR] = {};
+  for (int64_t k = 0; k < t.kc; ++k) {
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < t.m; ++i) {
+    float* ci = c + i * t.ldc;
+    for (int j = 0; j < t.n; ++j) {
+      float v = t.alpha == 1.0f ? acc[i][j] : acc[i][j] * t.alpha;
+      if (!t.first) {
+        v += ci[j];
+      } else if (t.beta != 0.0f) {
+        v += t.beta * ci[j];
+      }
+      if (t.last) {
+        if (t.row_bias) v += t.row_bias[i];
+        if (t.col_bias) v += t.col_bias[j];
+        if (t.relu && v < 0.0f) v = 0.0f;  // NaN stays NaN
+      }
+      ci[j] = v;
+    }
+  }
+}
+
+}  // namespace FASTCONV_ISA_NS
+}  // namespace fastconv
+
+namespace fastconv {
+namespace FASTCONV_ISA_NS {
+
+// Packs one panel from an outer-major source (a transpose):
+// dst[k*w + o] = src[o*ld + k] for o < n, zeros for n <= o < w.
+void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, int64_t kd,
+                           int w) {
+  for (int64_t o = 0; o < w; ++o) {
+    if (o < n) {
+      const float* row = src + o * ld;
+      for (int64_t k = 0; k < kd; ++k) dst[k * w + o] = row[k];
+    } else {
+      for (int64_t k = 0; k < kd; ++k) dst[k * w + o] = 0.0f;
     }
   }
 }

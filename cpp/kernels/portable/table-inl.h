@@ -1,15 +1,16 @@
 // Fills the kernel table of this ISA from the registry: one pointer per
-// entry, to <name> in namespace fastconv::FASTCONV_ISA_NS.
-
-#define FASTCONV_CAT2(a, b) a##b
-#define FASTCONV_CAT(a, b) FASTCONV_CAT2(a, b)
+// entry, to <name> in namespace fastconv::FASTCONV_ISA_NS. It lives in that
+// namespace and is compiled with the ISA's flags (the compiler may vectorise
+// its stores), so dispatch calls it only on CPUs that support the ISA.
 
 namespace fastconv {
+namespace FASTCONV_ISA_NS {
 
-void FASTCONV_CAT(fill_kernel_table__, FASTCONV_ISA_NS)(KernelTable* t) {
-#define FASTCONV_KERNEL(name, ret, args) t->name = &FASTCONV_ISA_NS::name;
+void fill_kernel_table(KernelTable* t) {
+#define FASTCONV_KERNEL(name, ret, args) t->name = &name;
 #include "kernels/registry.inc"
 #undef FASTCONV_KERNEL
 }
 
+}  // namespace FASTCONV_ISA_NS
 }  // namespace fastconv

@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "fastconv/dispatch.h"
+#include "fastconv/gemm_tile.h"
 #include "fastconv/shapes.h"
 
 #define FASTCONV_ISA_NS scalar
@@ -11,4 +12,5 @@
 #include "kernels/portable/gemm-inl.h"
 #include "kernels/portable/conv2d-inl.h"
 #include "kernels/portable/pool2d-inl.h"
+#include "kernels/portable/fma-probe-inl.h"
 #include "kernels/portable/table-inl.h"
