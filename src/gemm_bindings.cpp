@@ -52,9 +52,12 @@ py::array linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) {
   return std::move(y);
 }
 
-// Returns alpha * op(a) @ op(b) + beta * c as a new array (c is not written).
+// Returns alpha * op(a) @ op(b) + beta * c. The result is a new array (c is
+// not written), or `out` when given: a writable C-contiguous float32 (M, N)
+// array that is overwritten in place (beta * out when c is None), so that
+// benchmarks can reuse one output like numpy.matmul(..., out=).
 py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alpha, float beta,
-                bool trans_a, bool trans_b) {
+                bool trans_a, bool trans_b, py::handle out_obj) {
   const char* op = "sgemm";
   const ArrayIn a = float32_array(a_obj, op, "a", 2, "(rows, cols)");
   const ArrayIn b = float32_array(b_obj, op, "b", 2, "(rows, cols)");
@@ -65,14 +68,29 @@ py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alph
                           std::to_string(K) + " but op(b) is " + std::to_string(Kb) + "x" +
                           std::to_string(N));
   }
-  py::array_t<float> c = new_float32({M, N});
+  py::array_t<float> c;
+  if (out_obj.is_none()) {
+    c = new_float32({M, N});
+  } else {
+    if (!py::isinstance<py::array_t<float>>(out_obj))
+      throw py::type_error(std::string(op) + ": out must be a float32 numpy.ndarray");
+    c = py::reinterpret_borrow<py::array_t<float>>(out_obj);
+    const bool ok = c.ndim() == 2 && c.shape(0) == M && c.shape(1) == N && c.writeable() &&
+                    (c.flags() & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) &&
+                    (c.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) &&
+                    c.dtype().byteorder() != '>';
+    if (!ok) {
+      throw py::value_error(std::string(op) + ": out must be a writable C-contiguous array of shape " +
+                            shape_text({M, N}));
+    }
+  }
   float* cp = c.mutable_data();
   if (!c_obj.is_none()) {
     const ArrayIn c_in = float32_array(c_obj, op, "c", 2, "(M, N)");
     if (c_in.shape != std::vector<int64_t>{M, N})
       throw py::value_error(std::string(op) + ": c must have shape " + shape_text({M, N}));
-    std::copy(c_in.f32(), c_in.f32() + M * N, cp);
-  } else if (beta != 0.0f) {
+    if (c_in.f32() != cp) std::copy(c_in.f32(), c_in.f32() + M * N, cp);
+  } else if (beta != 0.0f && out_obj.is_none()) {
     throw py::value_error(std::string(op) + ": beta != 0 needs c");
   }
   fastconv::Status st;
@@ -98,7 +116,7 @@ void bind_gemm(py::module_& m) {
      "FP32 FMA peak (GFLOP/s) of the active ISA on that many threads at once.");
   m.def("sgemm", &sgemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
         py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f, py::arg("trans_a") = false,
-        py::arg("trans_b") = false);
+        py::arg("trans_b") = false, py::arg("out") = py::none());
 }
 
 }  // namespace fastconv_py

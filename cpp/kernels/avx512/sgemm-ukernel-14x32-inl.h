@@ -38,9 +38,16 @@ template <int M>
 static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const GemmTile& t) {
   __m512 acc[M][2];
   for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  // The tile of C is read and written after the k loop: fetch its lines now
+  // so they arrive while the FMAs run (large C lives in L3 or memory).
+  for (int i = 0; i < M; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * t.ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * t.ldc + 16), _MM_HINT_T0);
+  }
   for (int64_t k = 0; k < t.kc; ++k) {
     const __m512 b0 = _mm512_loadu_ps(b);
     const __m512 b1 = _mm512_loadu_ps(b + 16);
+    _mm_prefetch(reinterpret_cast<const char*>(a + 14 * 12), _MM_HINT_T0);  // A streams from L2
     for (int i = 0; i < M; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
