@@ -10,10 +10,13 @@ namespace {
 using fastconv::Pool2dArgs;
 using fastconv::Pool2dParams;
 
+// Average pooling has no dilation and max pooling no count_include_pad or
+// divisor_override: their callers pass nullptr for those. A Python None is
+// accepted only where PyTorch accepts it (stride, divisor_override).
 Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
-                         py::handle stride, py::handle padding, py::handle dilation,
-                         py::handle ceil_mode, py::handle count_include_pad,
-                         py::handle divisor_override) {
+                         py::handle stride, py::handle padding, const py::handle* dilation,
+                         py::handle ceil_mode, const py::handle* count_include_pad,
+                         const py::handle* divisor_override) {
   Pool2dArgs a;
   a.op = op;
   a.x_name = std::string(op).find("backward") != std::string::npos ? "input_shape" : "x";
@@ -21,7 +24,7 @@ Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py
   const auto k = pair_arg(kernel, op, "kernel_size");
   const auto s = stride.is_none() ? k : pair_arg(stride, op, "stride");
   const auto pa = pair_arg(padding, op, "padding");
-  const auto d = dilation.is_none() ? std::array<int64_t, 2>{1, 1} : pair_arg(dilation, op, "dilation");
+  const auto d = dilation ? pair_arg(*dilation, op, "dilation") : std::array<int64_t, 2>{1, 1};
   for (int i = 0; i < 2; ++i) {
     a.kernel[i] = k[i];
     a.stride[i] = s[i];
@@ -29,9 +32,9 @@ Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py
     a.dilation[i] = d[i];
   }
   a.ceil_mode = bool_arg(ceil_mode, op, "ceil_mode");
-  if (!count_include_pad.is_none()) a.count_include_pad = bool_arg(count_include_pad, op, "count_include_pad");
-  if (!divisor_override.is_none()) {
-    a.divisor_override = int_arg(divisor_override, op, "divisor_override");
+  if (count_include_pad) a.count_include_pad = bool_arg(*count_include_pad, op, "count_include_pad");
+  if (divisor_override && !divisor_override->is_none()) {
+    a.divisor_override = int_arg(*divisor_override, op, "divisor_override");
     if (a.divisor_override == 0) throw py::value_error(std::string(op) + ": divisor_override must not be 0");
   }
   Pool2dParams p;
@@ -44,8 +47,8 @@ py::object max_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle st
                               py::handle return_indices) {
   const char* op = "max_pool2d";
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
-  const Pool2dParams p = pool_params(op, x.shape, kernel, stride, padding, dilation, ceil_mode,
-                                     py::none(), py::none());
+  const Pool2dParams p =
+      pool_params(op, x.shape, kernel, stride, padding, &dilation, ceil_mode, nullptr, nullptr);
   const bool want_idx = bool_arg(return_indices, op, "return_indices");
   py::array_t<float> y = new_float32({p.N, p.C, p.P, p.Q});
   py::object idx = py::none();
@@ -93,8 +96,8 @@ py::array avg_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle str
                              py::handle count_include_pad, py::handle divisor_override) {
   const char* op = "avg_pool2d";
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
-  const Pool2dParams p = pool_params(op, x.shape, kernel, stride, padding, py::none(), ceil_mode,
-                                     count_include_pad, divisor_override);
+  const Pool2dParams p = pool_params(op, x.shape, kernel, stride, padding, nullptr, ceil_mode,
+                                     &count_include_pad, &divisor_override);
   py::array_t<float> y = new_float32({p.N, p.C, p.P, p.Q});
   float* yp = y.mutable_data();
   fastconv::Status st;
@@ -112,8 +115,8 @@ py::array avg_pool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
   const char* op = "avg_pool2d_backward";
   const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, C, P, Q)");
   const std::vector<int64_t> x_shape = shape_arg(shape_obj, op, "input_shape", 4);
-  const Pool2dParams p = pool_params(op, x_shape, kernel, stride, padding, py::none(), ceil_mode,
-                                     count_include_pad, divisor_override);
+  const Pool2dParams p = pool_params(op, x_shape, kernel, stride, padding, nullptr, ceil_mode,
+                                     &count_include_pad, &divisor_override);
   const std::vector<int64_t> y_shape = {p.N, p.C, p.P, p.Q};
   if (dy.shape != y_shape) {
     throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +

@@ -90,10 +90,10 @@ def test_every_kernel_has_a_variant_for_the_active_isa(isa):
 
 
 def test_kernel_names_follow_the_naming_rule():
-    """<op>_<pass>_<algo> (or the GEMM micro-kernel), no ISA suffix in the registry."""
+    """<op>_<pass>_<algo> (or a GEMM kernel, or the FMA peak probe), no ISA suffix."""
     for name in _core.kernel_names():
         assert "__" not in name
-        assert name.split("_")[0] in ("conv2d", "max", "avg", "sgemm"), name
+        assert name.split("_")[0] in ("conv2d", "max", "avg", "sgemm", "fma"), name
 
 
 def test_set_isa_round_trip_and_unknown_name():

@@ -21,31 +21,28 @@ Status max_pool2d_forward(float* y, int64_t* indices, const float* x, const Pool
 Status max_pool2d_backward(float* dx, const float* dy, const int64_t* indices,
                            const Pool2dParams& p) {
   const int64_t planes = p.N * p.C, HW = p.H * p.W, PQ = p.P * p.Q;
-  // Check every index before writing anything; report the first bad one.
+  const KernelTable& kt = kernels();
+  // Each plane reports its first out-of-range index; keep the smallest
+  // position over all planes, so the message does not depend on threads.
   std::atomic<int64_t> bad{-1};
-  FASTCONV_RETURN_IF_ERROR(parallel_for(planes, [&](int64_t plane) {
-    for (int64_t i = plane * PQ; i < (plane + 1) * PQ; ++i) {
-      if (indices[i] < 0 || indices[i] >= HW) {
-        int64_t cur = bad.load();
-        while ((cur < 0 || i < cur) && !bad.compare_exchange_weak(cur, i)) {
-        }
-        break;
+  FASTCONV_RETURN_IF_ERROR(parallel_for(planes, [&](int64_t i) {
+    const int64_t b = kt.max_pool2d_backward(dx + i * HW, dy + i * PQ, indices + i * PQ, p);
+    if (b >= 0) {
+      const int64_t pos = i * PQ + b;
+      int64_t cur = bad.load();
+      while ((cur < 0 || pos < cur) && !bad.compare_exchange_weak(cur, pos)) {
       }
     }
     return true;
   }));
   if (bad.load() >= 0) {
-    const int64_t i = bad.load();
+    const int64_t pos = bad.load();
     return Status::InvalidArgument(
         "max_pool2d_backward: indices must lie in [0, H*W) = [0, " + std::to_string(HW) +
         ") for input planes of " + std::to_string(p.H) + "x" + std::to_string(p.W) +
-        "; found " + std::to_string(indices[i]) + " at flat position " + std::to_string(i));
+        "; found " + std::to_string(indices[pos]) + " at flat position " + std::to_string(pos));
   }
-  const KernelTable& kt = kernels();
-  return parallel_for(planes, [&](int64_t i) {
-    kt.max_pool2d_backward(dx + i * HW, dy + i * PQ, indices + i * PQ, p);
-    return true;
-  });
+  return Status::Ok();
 }
 
 Status avg_pool2d_forward(float* y, const float* x, const Pool2dParams& p) {

@@ -19,8 +19,9 @@ namespace fastconv {
 Status max_pool2d_forward(float* y, int64_t* indices, const float* x, const Pool2dParams& p);
 
 // dx = 0, then dx[n, c].flat[indices[n, c, p, q]] += dy[n, c, p, q] in
-// row-major (p, q) order. Every index is checked to lie in [0, H*W) before
-// anything is written; an out-of-range index is an InvalidArgument error.
+// row-major (p, q) order. Every index is checked to lie in [0, H*W) as it is
+// read (once: the caller's array may change under us); an out-of-range index
+// is an InvalidArgument error, and dx is then unspecified (the bindings drop it).
 Status max_pool2d_backward(float* dx, const float* dy, const int64_t* indices,
                            const Pool2dParams& p);
 

@@ -43,11 +43,24 @@ void max_pool2d_forward(float* y, int64_t* idx, const float* x, const Pool2dPara
   }
 }
 
-// dx (H,W) = 0; dx[idx[i]] += dy[i] for i in row-major order. Indices were
-// checked to lie in [0, H*W) by the driver.
-void max_pool2d_backward(float* dx, const float* dy, const int64_t* idx, const Pool2dParams& p) {
-  for (int64_t i = 0; i < p.H * p.W; ++i) dx[i] = 0.0f;
-  for (int64_t i = 0; i < p.P * p.Q; ++i) dx[idx[i]] += dy[i];
+// dx (H,W) = 0; dx[idx[i]] += dy[i] for i in row-major order. Each index is
+// read exactly once and checked before use: the indices may be the caller's
+// array, which another thread could change between a check and a use.
+// Returns -1, or the first i whose index is outside [0, H*W).
+int64_t max_pool2d_backward(float* dx, const float* dy, const int64_t* idx,
+                            const Pool2dParams& p) {
+  const int64_t HW = p.H * p.W;
+  int64_t bad = -1;
+  for (int64_t i = 0; i < HW; ++i) dx[i] = 0.0f;
+  for (int64_t i = 0; i < p.P * p.Q; ++i) {
+    const int64_t j = idx[i];
+    if (j < 0 || j >= HW) {
+      if (bad < 0) bad = i;
+      continue;
+    }
+    dx[j] += dy[i];
+  }
+  return bad;
 }
 
 // Window (p, q) of average pooling: its clipped row and column ranges and its
