@@ -21,13 +21,9 @@
 #   then SIGILL), and its virtual CPU reports no AVX-512, so the avx512 kernels
 #   are never selected under valgrind; this script checks the scalar and avx2
 #   kernels (FASTCONV_ISA=avx2 at import, then _set_isa("scalar")), every
-#   algorithm and the generic code around them. However, importing fastconv
-#   fills the kernel table of every compiled ISA, and GCC's straight-line (SLP)
-#   vectorizer turns fill_kernel_table__avx512 into AVX-512 stores, so a normal
-#   build dies at import under valgrind, as it would on any CPU without
-#   AVX-512 (tests/test_process.py::test_import_on_a_cpu_without_avx512 holds
-#   that bug). The memcheck build therefore adds -fno-tree-slp-vectorize; the
-#   kernels' own intrinsics and loop vectorization are unchanged.
+#   algorithm and the generic code around them. (Dispatch fills only the
+#   kernel tables of ISAs the CPU reports, so no AVX-512 instruction runs at
+#   import: tests/test_process.py::test_import_on_a_cpu_without_avx512.)
 #
 # Python runs with PYTHONMALLOC=malloc so that memcheck sees every allocation;
 # tools/valgrind.supp silences known reports from ld.so and CPython start-up.
@@ -48,9 +44,9 @@ workdir="$(mktemp -d)"
 trap 'rm -rf "$workdir"' EXIT
 
 if [[ $use_installed == 0 ]]; then
-  echo "valgrind.sh: building $build (RelWithDebInfo, -fno-tree-slp-vectorize)"
+  echo "valgrind.sh: building $build (RelWithDebInfo)"
   if ! cmake -S "$top" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DCMAKE_CXX_FLAGS="-fno-tree-slp-vectorize" -DSKBUILD_PROJECT_VERSION=0.0.0 \
+      -DSKBUILD_PROJECT_VERSION=0.0.0 \
       -DPython_EXECUTABLE="$py" -Dpybind11_DIR="$("$py" -m pybind11 --cmakedir)" \
       >"$workdir/cmake.log" 2>&1 || ! cmake --build "$build" >>"$workdir/cmake.log" 2>&1; then
     cat "$workdir/cmake.log" >&2
