@@ -23,21 +23,36 @@
 #include "fastconv/dispatch.h"
 #include "fastconv/threading.h"
 
+
 namespace fastconv {
 namespace {
 
 // One table of register tiles and cache blocks per ISA (index: Isa).
-//   KC: the B micro-panel KC x NR fits L1 (256 x 32 floats = 32 KB of 48 KB).
-//   MC: the A block MC x KC sits in L2 (336 x 256 floats = 344 KB of 2 MB).
-//   NC: the B panel KC x NC sits in L3 (256 x 4096 floats = 4 MB).
+//   MC: the A block MC x KC sits in L2 (avx512: 336 x 512 floats = 688 KB of 2 MB).
+//   KC: every K block reads and writes all of C once, so KC is as large as
+//       the A block allows: on Sapphire Rapids KC = 512 beat 256 by 13% at
+//       2048^3 (C of 16 MB lives in L3), although the B micro-panel
+//       (512 x 32 floats) then streams from L2 instead of sitting in L1.
+//   NC: the B panel KC x NC sits in L3 (512 x 4096 floats = 8 MB).
+// Measured with a C++ harness around gemm() (see docs/gemm.md).
 constexpr GemmBlocking kBlocking[kNumIsas] = {
     {4, 8, 128, 256, 2048, "sgemm_ukernel_4x8__scalar"},
     {6, 16, 144, 256, 4096, "sgemm_ukernel_6x16__avx2"},
-    {14, 32, 336, 256, 4096, "sgemm_ukernel_14x32__avx512"},
+    {14, 32, 336, 512, 4096, "sgemm_ukernel_14x32__avx512"},
 };
 
 // Below this many multiply-adds a product runs on the calling thread.
 constexpr int64_t kSerialMacs = int64_t{1} << 21;
+
+// B is read in place (not packed) when C has at most this many MR panels of
+// rows: each B micro-panel then feeds so few microkernel calls that copying
+// it costs as much as using it (mnist conv2 as one GEMM, 64 x 15488 x 288:
+// packing B moved 36 MB for 0.57 GFLOP).
+constexpr int64_t kInPlaceBPanels = 6;
+// ... and only when its rows are close together: with rows 62 KB apart (the
+// same GEMM) every k step of a micro-panel touches a new page, and packing
+// wins again.
+constexpr int64_t kInPlaceMaxLd = 2048;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t packed_panels_size(int64_t outer, int64_t depth, int w) {
@@ -78,14 +93,40 @@ void pack_b_panels(const Plan& g, float* Bp, int64_t jc, int64_t nc, int64_t pc,
   g.B.pack(Bp + p0 * nr * kc, jc + j0, j1 - j0, pc, kc, nr);
 }
 
+// The NR panels of one B block: packed (KC x NR each, contiguous), or read in
+// place with the matrix's stride, except a ragged last panel, which is
+// packed (zero-padded) so that the microkernel never reads past the matrix.
+struct BPanels {
+  const float* packed = nullptr;  // all panels, kc * nr floats apart
+  const float* direct = nullptr;  // panel p at direct + p*nr, rows ld apart
+  int64_t ld = 0;
+  const float* tail = nullptr;    // the packed last panel when direct
+  int64_t tail_panel = -1;
+  int64_t kc = 0;
+  int nr = 0;
+  const float* panel(int64_t p, int64_t* ldb) const {
+    if (direct == nullptr) {
+      *ldb = nr;
+      return packed + p * nr * kc;
+    }
+    if (p == tail_panel) {
+      *ldb = nr;
+      return tail;
+    }
+    *ldb = ld;
+    return direct + p * nr;
+  }
+};
+
 // Computes the tiles of C in rows [i0, i0+mc) and B panels [p0, p1) of the
 // block (jc, pc). Returns false if the A block cannot be allocated.
-bool compute_block(const Plan& g, const float* Bp, int64_t jc, int64_t nc, int64_t pc,
+bool compute_block(const Plan& g, const BPanels& bp, int64_t jc, int64_t nc, int64_t pc,
                    int64_t kc, int64_t i0, int64_t mc, int64_t p0, int64_t p1) {
   const int mr = g.bl.mr, nr = g.bl.nr;
   const float* Ap = g.A.packed(i0, mc, pc, kc, mr);
   if (Ap == nullptr) {
-    float* buf = thread_workspace(kSlotGemmA, packed_panels_size(g.bl.mc, kc, mr));
+    // Even row blocks may exceed MC by one panel.
+    float* buf = thread_workspace(kSlotGemmA, packed_panels_size(g.bl.mc + mr, kc, mr));
     if (buf == nullptr) return false;
     g.A.pack(buf, i0, mc, pc, kc, mr);
     Ap = buf;
@@ -102,7 +143,7 @@ bool compute_block(const Plan& g, const float* Bp, int64_t jc, int64_t nc, int64
     const int64_t j = p * nr;
     t.n = static_cast<int>(std::min<int64_t>(nr, nc - j));
     t.col_bias = g.ep.col_bias ? g.ep.col_bias + jc + j : nullptr;
-    const float* b = Bp + p * nr * kc;
+    const float* b = bp.panel(p, &t.ldb);
     for (int64_t ir = 0; ir < mc; ir += mr) {
       t.m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
       t.row_bias = g.ep.row_bias ? g.ep.row_bias + i0 + ir : nullptr;
@@ -112,63 +153,119 @@ bool compute_block(const Plan& g, const float* Bp, int64_t jc, int64_t nc, int64
   return true;
 }
 
+// How the rows of C are cut into A blocks: n blocks of whole MR panels, as
+// even as possible (sizes differ by at most one panel), at most MC rows each.
+struct RowBlocks {
+  int64_t panels, n;  // MR panels of M, blocks
+  int mr;
+};
+RowBlocks row_blocks(const Plan& g, int threads, bool split_rows) {
+  RowBlocks rb;
+  rb.mr = g.bl.mr;
+  rb.panels = ceil_div(g.M, g.bl.mr);
+  rb.n = ceil_div(g.M, g.bl.mc);
+  // Splitting rows among threads: a multiple of the thread count, or one
+  // thread would get more rows than another (1024 rows in blocks of at most
+  // 336 would be 336+336+336+16: one of two threads does 2/3).
+  if (split_rows) rb.n = std::min(rb.panels, ceil_div(rb.n, threads) * threads);
+  return rb;
+}
+
+// The B panels of block (jc, pc): where they come from, and how many packing
+// tasks they need (0: prepacked; 1 for only a ragged last panel read in place).
+BPanels b_panels(const Plan& g, const RowBlocks& rb, float* buf, int64_t jc, int64_t nc,
+                 int64_t pc, int64_t kc) {
+  BPanels bp;
+  bp.kc = kc;
+  bp.nr = g.bl.nr;
+  bp.packed = g.B.packed(jc, nc, pc, kc, bp.nr);
+  if (bp.packed != nullptr) return bp;
+  if (rb.panels <= kInPlaceBPanels) {
+    bp.direct = g.B.in_place(jc, pc, &bp.ld);
+    if (bp.ld > kInPlaceMaxLd) bp.direct = nullptr;
+  }
+  if (bp.direct != nullptr) {
+    if (nc % bp.nr != 0) {
+      bp.tail_panel = ceil_div(nc, bp.nr) - 1;
+      bp.tail = buf;
+    }
+  } else {
+    bp.packed = buf;
+  }
+  return bp;
+}
+
 Status run(const Plan& g, bool threaded) {
   if (g.M == 0 || g.N == 0) return Status::Ok();
   threaded = threaded && get_num_threads() > 1 &&
              static_cast<double>(g.M) * g.N * g.K >= static_cast<double>(kSerialMacs);
+  const int threads = threaded ? get_num_threads() : 1;
   if (g.K == 0 || g.alpha == 0.0f) {
-    if (!threaded) {
-      scale_rows(g, 0, g.M);
-      return Status::Ok();
-    }
-    return parallel_for(ceil_div(g.M, 64), [&](int64_t t) {
-      scale_rows(g, t * 64, std::min(g.M, (t + 1) * 64));
+    return parallel_for(threaded ? ceil_div(g.M, 64) : 1, [&](int64_t t) {
+      const int64_t rows = threaded ? 64 : g.M;
+      scale_rows(g, t * rows, std::min(g.M, (t + 1) * rows));
       return true;
     });
   }
   const int nr = g.bl.nr;
-  const int64_t n_ic = ceil_div(g.M, g.bl.mc);
-  for (int64_t jc = 0; jc < g.N; jc += g.bl.nc) {
-    const int64_t nc = std::min(g.bl.nc, g.N - jc);
-    const int64_t panels = ceil_div(nc, nr);
-    for (int64_t pc = 0; pc < g.K; pc += g.bl.kc) {
-      const int64_t kc = std::min(g.bl.kc, g.K - pc);
-      const float* Bp = g.B.packed(jc, nc, pc, kc, nr);
-      if (Bp == nullptr) {
-        float* buf = thread_workspace(kSlotGemmB, packed_panels_size(g.bl.nc, kc, nr));
-        if (buf == nullptr) return Status::OutOfMemory("sgemm: cannot allocate the B panel");
-        if (threaded) {
-          constexpr int64_t kPanelsPerTask = 8;
-          FASTCONV_RETURN_IF_ERROR(parallel_for(ceil_div(panels, kPanelsPerTask), [&](int64_t t) {
-            pack_b_panels(g, buf, jc, nc, pc, kc, t * kPanelsPerTask,
-                          std::min(panels, (t + 1) * kPanelsPerTask));
-            return true;
-          }));
-        } else {
-          pack_b_panels(g, buf, jc, nc, pc, kc, 0, panels);
+  // How threads share the work of a (jc, pc) block. Splitting the columns
+  // keeps each thread on the B panels it packed itself (in its own L2) but
+  // makes every thread pack all A blocks; splitting the rows does the
+  // opposite: every thread reads all of the B panel, half of it packed by
+  // the other core. So: split the larger operand. (Measured on 2 cores:
+  // 256x729x2400 scaled 1.67x with rows split, 1.94x with columns split.)
+  const bool split_cols = threads > 1 && g.M <= std::min(g.bl.nc, g.N);
+  const RowBlocks rb = row_blocks(g, threads, threads > 1 && !split_cols);
+  // The B panel buffer is shared by the threads (the calling thread's).
+  float* bbuf = thread_workspace(
+      kSlotGemmB, packed_panels_size(std::min(g.bl.nc, g.N), std::min(g.bl.kc, g.K), nr));
+  if (bbuf == nullptr) return Status::OutOfMemory("sgemm: cannot allocate the B panel");
+  std::atomic<bool> failed{false};  // a task could not allocate its A block
+  Interruptible intr;
+
+  // One parallel region for the whole product; every thread walks the same
+  // (jc, pc) blocks and meets the same two barriers per block: the B panels
+  // are packed (work-shared), then the tiles of C are computed (work-shared).
+  // Static schedules give thread i the i-th share of both loops, so with
+  // columns split a thread computes on the panels it packed. After a failure
+  // or an interrupt the remaining tasks do nothing: no thread leaves the
+  // loops early and the barriers stay matched.
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    for (int64_t jc = 0; jc < g.N; jc += g.bl.nc) {
+      const int64_t nc = std::min(g.bl.nc, g.N - jc);
+      const int64_t panels = ceil_div(nc, nr);
+      const int64_t col_parts = split_cols ? std::min<int64_t>(panels, threads) : 1;
+      for (int64_t pc = 0; pc < g.K; pc += g.bl.kc) {
+        const int64_t kc = std::min(g.bl.kc, g.K - pc);
+        const BPanels bp = b_panels(g, rb, bbuf, jc, nc, pc, kc);
+        const int64_t pack_tasks = bp.packed == bbuf ? std::min<int64_t>(panels, threads) : (bp.tail ? 1 : 0);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < pack_tasks; ++t) {
+          if (bp.tail != nullptr) {
+            const int64_t j = bp.tail_panel * nr;
+            g.B.pack(bbuf, jc + j, nc - j, pc, kc, nr);
+          } else {
+            pack_b_panels(g, bbuf, jc, nc, pc, kc, t * panels / pack_tasks,
+                          (t + 1) * panels / pack_tasks);
+          }
         }
-        Bp = buf;
-      }
-      if (!threaded) {
-        for (int64_t ic = 0; ic < n_ic; ++ic) {
-          const int64_t i0 = ic * g.bl.mc;
-          if (!compute_block(g, Bp, jc, nc, pc, kc, i0, std::min(g.bl.mc, g.M - i0), 0, panels))
-            return Status::OutOfMemory("sgemm: cannot allocate the A block");
+        // Task t: column part t / rb.n, row block t % rb.n.
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < col_parts * rb.n; ++t) {
+          if (failed.load(std::memory_order_relaxed) || intr.stop()) continue;
+          const int64_t part = t / rb.n, b = t % rb.n;
+          const int64_t i0 = b * rb.panels / rb.n * rb.mr;
+          const int64_t mc = std::min(g.M, (b + 1) * rb.panels / rb.n * rb.mr) - i0;
+          if (!compute_block(g, bp, jc, nc, pc, kc, i0, mc, part * panels / col_parts,
+                             (part + 1) * panels / col_parts))
+            failed.store(true);
         }
-        continue;
       }
-      // Enough tasks for every thread: split the jr panels when M has few
-      // MC blocks (the A block is then packed once per task).
-      const int64_t want = 2 * get_num_threads();
-      const int64_t jr_split = std::min(panels, std::max<int64_t>(1, ceil_div(want, n_ic)));
-      FASTCONV_RETURN_IF_ERROR(parallel_for(n_ic * jr_split, [&](int64_t t) {
-        const int64_t ic = t / jr_split, s = t % jr_split;
-        const int64_t i0 = ic * g.bl.mc;
-        return compute_block(g, Bp, jc, nc, pc, kc, i0, std::min(g.bl.mc, g.M - i0),
-                             s * panels / jr_split, (s + 1) * panels / jr_split);
-      }));
     }
   }
+  if (failed.load()) return Status::OutOfMemory("sgemm: cannot allocate the A block");
+  if (intr.interrupted()) return Status::Interrupted();
   return Status::Ok();
 }
 

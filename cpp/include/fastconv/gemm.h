@@ -45,6 +45,11 @@ class GemmOperand {
   virtual const float* packed(int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const {
     return nullptr;
   }
+  // The operand read where it lies: a pointer p and a stride ld such that
+  // element (o0 + j, k0 + k) is p[k*ld + j] for every j < w and k in the
+  // block, or null. The GEMM uses it for B when M is small, where packing B
+  // costs as much as using it.
+  virtual const float* in_place(int64_t o0, int64_t k0, int64_t* ld) const { return nullptr; }
 };
 
 // A dense row-major matrix: element (o, k) is data[o*ld + k] when
@@ -57,6 +62,11 @@ class DenseOperand final : public GemmOperand {
   static DenseOperand A(const float* a, int64_t lda, Trans t) { return {a, lda, t == Trans::kNo}; }
   static DenseOperand B(const float* b, int64_t ldb, Trans t) { return {b, ldb, t == Trans::kYes}; }
   void pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const override;
+  const float* in_place(int64_t o0, int64_t k0, int64_t* ld) const override {
+    if (outer_major_) return nullptr;
+    *ld = ld_;
+    return data_ + k0 * ld_ + o0;
+  }
 
  private:
   const float* data_;

@@ -46,7 +46,7 @@ static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const G
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
     a += 6;
-    b += 16;
+    b += t.ldb;
   }
   const __m256i m0 = sgemm_mask8(t.n), m1 = sgemm_mask8(t.n - 8);
   const float* cb = t.last ? t.col_bias : nullptr;

@@ -9,9 +9,10 @@
 // 32 KB) fits the 48 KB L1.
 //
 // Partial tiles: fewer rows run a variant compiled for that row count (no
-// wasted FMAs); fewer columns use masked loads and stores. Every element of C
-// is computed by the same instruction sequence whatever the tile's size, so
-// edge tiles round exactly like interior ones.
+// wasted FMAs), at most 16 columns a half-width variant; other ragged columns
+// use masked loads and stores. Every element of C is computed by the same
+// instruction sequence (the same FMAs in the same order) whatever the tile's
+// size, so edge tiles round exactly like interior ones.
 // Covered by tests/test_gemm.py (every m, n edge, every ISA).
 #include <immintrin.h>
 
@@ -34,27 +35,28 @@ static inline __m512 sgemm_finish(__m512 acc, const float* c, __mmask16 mask, co
   return v;
 }
 
-template <int M>
+// M rows x NV*16 columns (NV = 2, or 1 for a tile of at most 16 columns:
+// half the FMAs for the ragged last panel of a narrow C, e.g. 169 columns).
+template <int M, int NV>
 static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const GemmTile& t) {
-  __m512 acc[M][2];
-  for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  __m512 acc[M][NV];
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
   // The tile of C is read and written after the k loop: fetch its lines now
   // so they arrive while the FMAs run (large C lives in L3 or memory).
-  for (int i = 0; i < M; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * t.ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * t.ldc + 16), _MM_HINT_T0);
-  }
+  for (int i = 0; i < M; ++i)
+    for (int v = 0; v < NV; ++v)
+      _mm_prefetch(reinterpret_cast<const char*>(c + i * t.ldc + 16 * v), _MM_HINT_T0);
   for (int64_t k = 0; k < t.kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b);
-    const __m512 b1 = _mm512_loadu_ps(b + 16);
+    __m512 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
     _mm_prefetch(reinterpret_cast<const char*>(a + 14 * 12), _MM_HINT_T0);  // A streams from L2
     for (int i = 0; i < M; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i]);
-      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
     a += 14;
-    b += 32;
+    b += t.ldb;
   }
   const int n = t.n;
   const __mmask16 m0 = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
@@ -64,27 +66,35 @@ static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const G
     float* ci = c + i * t.ldc;
     const float rb = (t.last && t.row_bias) ? t.row_bias[i] : 0.0f;
     _mm512_mask_storeu_ps(ci, m0, sgemm_finish(acc[i][0], ci, m0, t, rb, cb));
-    if (m1) _mm512_mask_storeu_ps(ci + 16, m1, sgemm_finish(acc[i][1], ci + 16, m1, t, rb, cb ? cb + 16 : nullptr));
+    if (NV == 2 && m1)
+      _mm512_mask_storeu_ps(ci + 16, m1,
+                            sgemm_finish(acc[i][NV - 1], ci + 16, m1, t, rb, cb ? cb + 16 : nullptr));
+  }
+}
+
+template <int NV>
+static void sgemm_ukernel_cols(float* c, const float* a, const float* b, const GemmTile& t) {
+  switch (t.m) {
+    case 14: return sgemm_ukernel_rows<14, NV>(c, a, b, t);
+    case 13: return sgemm_ukernel_rows<13, NV>(c, a, b, t);
+    case 12: return sgemm_ukernel_rows<12, NV>(c, a, b, t);
+    case 11: return sgemm_ukernel_rows<11, NV>(c, a, b, t);
+    case 10: return sgemm_ukernel_rows<10, NV>(c, a, b, t);
+    case 9: return sgemm_ukernel_rows<9, NV>(c, a, b, t);
+    case 8: return sgemm_ukernel_rows<8, NV>(c, a, b, t);
+    case 7: return sgemm_ukernel_rows<7, NV>(c, a, b, t);
+    case 6: return sgemm_ukernel_rows<6, NV>(c, a, b, t);
+    case 5: return sgemm_ukernel_rows<5, NV>(c, a, b, t);
+    case 4: return sgemm_ukernel_rows<4, NV>(c, a, b, t);
+    case 3: return sgemm_ukernel_rows<3, NV>(c, a, b, t);
+    case 2: return sgemm_ukernel_rows<2, NV>(c, a, b, t);
+    default: return sgemm_ukernel_rows<1, NV>(c, a, b, t);
   }
 }
 
 void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
-  switch (t.m) {
-    case 14: return sgemm_ukernel_rows<14>(c, a, b, t);
-    case 13: return sgemm_ukernel_rows<13>(c, a, b, t);
-    case 12: return sgemm_ukernel_rows<12>(c, a, b, t);
-    case 11: return sgemm_ukernel_rows<11>(c, a, b, t);
-    case 10: return sgemm_ukernel_rows<10>(c, a, b, t);
-    case 9: return sgemm_ukernel_rows<9>(c, a, b, t);
-    case 8: return sgemm_ukernel_rows<8>(c, a, b, t);
-    case 7: return sgemm_ukernel_rows<7>(c, a, b, t);
-    case 6: return sgemm_ukernel_rows<6>(c, a, b, t);
-    case 5: return sgemm_ukernel_rows<5>(c, a, b, t);
-    case 4: return sgemm_ukernel_rows<4>(c, a, b, t);
-    case 3: return sgemm_ukernel_rows<3>(c, a, b, t);
-    case 2: return sgemm_ukernel_rows<2>(c, a, b, t);
-    default: return sgemm_ukernel_rows<1>(c, a, b, t);
-  }
+  if (t.n <= 16) return sgemm_ukernel_cols<1>(c, a, b, t);
+  return sgemm_ukernel_cols<2>(c, a, b, t);
 }
 
 }  // namespace avx512

@@ -13,7 +13,7 @@ void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) 
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
     a += MR;
-    b += NR;
+    b += t.ldb;
   }
   for (int i = 0; i < t.m; ++i) {
     float* ci = c + i * t.ldc;
