@@ -97,6 +97,7 @@ void pack_b_panels(const Plan& g, float* Bp, int64_t jc, int64_t nc, int64_t pc,
 // place with the matrix's stride, except a ragged last panel, which is
 // packed (zero-padded) so that the microkernel never reads past the matrix.
 struct BPanels {
+  bool stream = false;            // pack each panel just before use (see run())
   const float* packed = nullptr;  // all panels, kc * nr floats apart
   const float* direct = nullptr;  // panel p at direct + p*nr, rows ld apart
   int64_t ld = 0;
@@ -143,7 +144,16 @@ bool compute_block(const Plan& g, const BPanels& bp, int64_t jc, int64_t nc, int
     const int64_t j = p * nr;
     t.n = static_cast<int>(std::min<int64_t>(nr, nc - j));
     t.col_bias = g.ep.col_bias ? g.ep.col_bias + jc + j : nullptr;
-    const float* b = bp.panel(p, &t.ldb);
+    const float* b;
+    if (bp.stream) {  // pack this panel now, into this thread's buffer (it stays in L1/L2)
+      float* buf = thread_workspace(kSlotGemmB, packed_panels_size(nr, kc, nr));
+      if (buf == nullptr) return false;
+      g.B.pack(buf, jc + j, t.n, pc, kc, nr);
+      b = buf;
+      t.ldb = nr;
+    } else {
+      b = bp.panel(p, &t.ldb);
+    }
     for (int64_t ir = 0; ir < mc; ir += mr) {
       t.m = static_cast<int>(std::min<int64_t>(mr, mc - ir));
       t.row_bias = g.ep.row_bias ? g.ep.row_bias + i0 + ir : nullptr;
@@ -158,6 +168,7 @@ bool compute_block(const Plan& g, const BPanels& bp, int64_t jc, int64_t nc, int
 struct RowBlocks {
   int64_t panels, n;  // MR panels of M, blocks
   int mr;
+  int64_t threads_sharing = 0;  // rows split among this many threads (0: not split)
 };
 RowBlocks row_blocks(const Plan& g, int threads, bool split_rows) {
   RowBlocks rb;
@@ -167,7 +178,10 @@ RowBlocks row_blocks(const Plan& g, int threads, bool split_rows) {
   // Splitting rows among threads: a multiple of the thread count, or one
   // thread would get more rows than another (1024 rows in blocks of at most
   // 336 would be 336+336+336+16: one of two threads does 2/3).
-  if (split_rows) rb.n = std::min(rb.panels, ceil_div(rb.n, threads) * threads);
+  if (split_rows) {
+    rb.n = std::min(rb.panels, ceil_div(rb.n, threads) * threads);
+    rb.threads_sharing = threads;
+  }
   return rb;
 }
 
@@ -189,6 +203,11 @@ BPanels b_panels(const Plan& g, const RowBlocks& rb, float* buf, int64_t jc, int
       bp.tail_panel = ceil_div(nc, bp.nr) - 1;
       bp.tail = buf;
     }
+  } else if (rb.n == 1 || rb.n == rb.threads_sharing) {
+    // One row block: each B panel is used by one pass of the microkernel,
+    // right after it is packed. Packing it into a shared NC-wide buffer would
+    // send it to L3 and back (mnist conv2 as one GEMM: a 4.7 MB panel).
+    bp.stream = true;
   } else {
     bp.packed = buf;
   }
@@ -216,7 +235,8 @@ Status run(const Plan& g, bool threaded) {
   // 256x729x2400 scaled 1.67x with rows split, 1.94x with columns split.)
   const bool split_cols = threads > 1 && g.M <= std::min(g.bl.nc, g.N);
   const RowBlocks rb = row_blocks(g, threads, threads > 1 && !split_cols);
-  // The B panel buffer is shared by the threads (the calling thread's).
+  // The B panel buffer shared by the threads (the calling thread's; when
+  // panels are streamed instead, each thread reuses its own slot).
   float* bbuf = thread_workspace(
       kSlotGemmB, packed_panels_size(std::min(g.bl.nc, g.N), std::min(g.bl.kc, g.K), nr));
   if (bbuf == nullptr) return Status::OutOfMemory("sgemm: cannot allocate the B panel");
