@@ -377,11 +377,11 @@ Status gemm(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
   return run(g, true);
 }
 
-bool gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
-                 const GemmOperand& B, float beta, float* C, int64_t ldc,
-                 const GemmEpilogue& epilogue) {
+Status gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
+                   const GemmOperand& B, float beta, float* C, int64_t ldc,
+                   const GemmEpilogue& epilogue) {
   const Plan g{M, N, K, alpha, beta, A, B, C, ldc, epilogue, gemm_blocking(), kernels()};
-  return run(g, false).ok();
+  return run(g, false);
 }
 
 Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -391,9 +391,9 @@ Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, c
               ldc);
 }
 
-bool sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                  int64_t ldc) {
+Status sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
+                    float* C, int64_t ldc) {
   return gemm_serial(M, N, K, alpha, DenseOperand::A(A, lda, ta), DenseOperand::B(B, ldb, tb),
                      beta, C, ldc);
 }

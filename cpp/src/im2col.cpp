@@ -105,8 +105,7 @@ namespace {
 // on the choice.
 template <class Body>
 Status for_each_image(int64_t N, Body&& body) {
-  // (The only failure inside a task is an allocation; parallel_for reports it.)
-  if (N >= 2 * get_num_threads()) return parallel_for(N, [&](int64_t n) { return body(n, false).ok(); });
+  if (N >= 2 * get_num_threads()) return parallel_for(N, [&](int64_t n) { return body(n, false); });
   for (int64_t n = 0; n < N; ++n) FASTCONV_RETURN_IF_ERROR(body(n, true));
   return Status::Ok();
 }
@@ -115,9 +114,7 @@ inline Status run_gemm(bool threaded, int64_t M, int64_t N, int64_t K, const Gem
                        const GemmOperand& B, float beta, float* C, int64_t ldc,
                        const GemmEpilogue& ep = GemmEpilogue()) {
   if (threaded) return gemm(M, N, K, 1.0f, A, B, beta, C, ldc, ep);
-  return gemm_serial(M, N, K, 1.0f, A, B, beta, C, ldc, ep)
-             ? Status::Ok()
-             : Status::OutOfMemory("conv2d: cannot allocate a GEMM workspace");
+  return gemm_serial(M, N, K, 1.0f, A, B, beta, C, ldc, ep);
 }
 
 // The weights of every group packed once per call as GEMM A operands:
@@ -194,7 +191,7 @@ Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const 
   return parallel_for(chunks, [&](int64_t chunk) {
     float* dw = dw_partials + chunk * p.K * CRS;
     float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) return false;
+    if (col == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
     for (int64_t i = 0; i < p.K * CRS; ++i) dw[i] = 0.0f;
     for (int64_t n = chunk_begin(chunk, chunks, p.N); n < chunk_begin(chunk + 1, chunks, p.N);
          ++n) {
@@ -202,12 +199,12 @@ Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const 
         im2col(col, x + n * p.C * p.H * p.W, p, g);
         // dw_g (K/G, CRS) += dy_g (K/G, PQ) * col^T: both operands are
         // outer-major along pq.
-        if (!gemm_serial(Kg, CRS, PQ, 1.0f, DenseOperand(dy + (n * p.K + g * Kg) * PQ, PQ, true),
-                         DenseOperand(col, PQ, true), 1.0f, dw + g * Kg * CRS, CRS))
-          return false;
+        FASTCONV_RETURN_IF_ERROR(
+            gemm_serial(Kg, CRS, PQ, 1.0f, DenseOperand(dy + (n * p.K + g * Kg) * PQ, PQ, true),
+                        DenseOperand(col, PQ, true), 1.0f, dw + g * Kg * CRS, CRS));
       }
     }
-    return true;
+    return Status::Ok();
   });
 }
 

@@ -111,8 +111,7 @@ Status gemm(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
             const GemmOperand& B, float beta, float* C, int64_t ldc,
             const GemmEpilogue& epilogue = GemmEpilogue());
 // The same on the calling thread only (for use inside a parallel region).
-// Returns false only when its workspace cannot be allocated.
-bool gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
+Status gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
                  const GemmOperand& B, float beta, float* C, int64_t ldc,
                  const GemmEpilogue& epilogue = GemmEpilogue());
 
@@ -120,7 +119,7 @@ bool gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand
 // op(A)[i][p] is A[i*lda + p] (kNo) or A[p*lda + i] (kYes); likewise for B.
 Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-bool sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+Status sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc);
 

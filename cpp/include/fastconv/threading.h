@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "fastconv/status.h"
 
@@ -60,20 +61,36 @@ class Interruptible {
 
 // Runs body(t) for every task t in [0, n) on get_num_threads() threads, one
 // task per dynamic scheduling unit, so each task must write outputs no other
-// task writes. body returns false if it could not allocate its workspace.
-// Between tasks the op may be interrupted: remaining tasks are skipped and
-// the result is kInterrupted (the caller discards its outputs).
+// task writes. body returns a Status, or a bool (false: it could not
+// allocate its workspace). After the first failure, or an interrupt between
+// tasks, the remaining tasks are skipped and that status is returned (the
+// caller discards its outputs); a failure inside a task, such as an
+// interrupt seen by a nested GEMM, keeps its code.
 template <class Body>
 Status parallel_for(int64_t n, Body&& body) {
   Interruptible intr;
-  std::atomic<bool> oom{false};
+  std::atomic<int> failed{0};  // a StatusCode
   const int threads = get_num_threads();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && n > 1)
   for (int64_t t = 0; t < n; ++t) {
-    if (intr.stop() || oom.load(std::memory_order_relaxed)) continue;
-    if (!body(t)) oom.store(true);
+    if (intr.stop() || failed.load(std::memory_order_relaxed) != 0) continue;
+    StatusCode code;
+    if constexpr (std::is_same_v<decltype(body(t)), bool>) {
+      code = body(t) ? StatusCode::kOk : StatusCode::kOutOfMemory;
+    } else {
+      code = body(t).code();
+    }
+    if (code != StatusCode::kOk) {
+      int expected = 0;
+      failed.compare_exchange_strong(expected, static_cast<int>(code));
+    }
   }
-  if (oom.load()) return Status::OutOfMemory("cannot allocate a workspace");
+  switch (static_cast<StatusCode>(failed.load())) {
+    case StatusCode::kOk: break;
+    case StatusCode::kInterrupted: return Status::Interrupted();
+    case StatusCode::kOutOfMemory: return Status::OutOfMemory("cannot allocate a workspace");
+    default: return Status::InvalidArgument("a task failed");
+  }
   if (intr.interrupted()) return Status::Interrupted();
   return Status::Ok();
 }
