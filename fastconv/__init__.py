@@ -15,8 +15,11 @@ from .functional import (
     conv2d,
     conv2d_backward,
     linear,
+    linear_backward,
     max_pool2d,
     max_pool2d_backward,
+    relu,
+    relu_backward,
 )
 
 __version__ = _core.__version__
@@ -28,9 +31,12 @@ __all__ = [
     "conv2d_backward",
     "get_num_threads",
     "linear",
+    "linear_backward",
     "max_pool2d",
     "max_pool2d_backward",
     "reference",
+    "relu",
+    "relu_backward",
     "set_num_threads",
     "show_config",
 ]

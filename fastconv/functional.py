@@ -243,3 +243,29 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
     ndarray, float32, shape (..., out_features)
     """
     return _core.linear(x, weight, bias)
+
+
+def linear_backward(
+    grad_output: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    output_mask: Sequence[bool] = (True, True, True),
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Gradients of :func:`linear`: ``(grad_input, grad_weight, grad_bias)``.
+
+    ``grad_input = grad_output @ weight``, ``grad_weight = grad_output.T @ x``
+    (leading dimensions of x flattened into the batch), ``grad_bias`` the sum
+    of grad_output over the batch (in a fixed order: deterministic). ``None``
+    where ``output_mask`` is off.
+    """
+    return tuple(_core.linear_backward(grad_output, x, weight, tuple(output_mask)))  # type: ignore[return-value]
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)`` elementwise, any shape (NaN stays NaN, as ``torch.relu``)."""
+    return _core.relu(x)
+
+
+def relu_backward(grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`relu` given its output: ``grad_output`` where ``output > 0``, else 0."""
+    return _core.relu_backward(grad_output, output)

@@ -46,9 +46,12 @@ __all__ = [
     "conv2d_backward",
     "conv2d_output_size",
     "linear",
+    "linear_backward",
     "max_pool2d",
     "max_pool2d_backward",
     "pool2d_output_size",
+    "relu",
+    "relu_backward",
     "resolve_conv_padding",
 ]
 
@@ -982,3 +985,33 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
             )
         y += bias
     return y
+
+
+def linear_backward(
+    grad_output: np.ndarray,
+    x: np.ndarray,
+    weight: np.ndarray,
+    output_mask: Sequence[bool] = (True, True, True),
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Gradients of :func:`linear`: ``(grad_input, grad_weight, grad_bias)``.
+
+    With the leading dimensions of ``x`` flattened into a batch B:
+    ``grad_input = grad_output @ weight``, ``grad_weight = grad_output.T @ x``,
+    ``grad_bias = grad_output.sum over B``; ``None`` where the mask is off.
+    """
+    dy2 = grad_output.reshape(-1, weight.shape[0])
+    x2 = x.reshape(-1, weight.shape[1])
+    dx = (dy2 @ weight).reshape(x.shape) if output_mask[0] else None
+    dw = dy2.T @ x2 if output_mask[1] else None
+    db = dy2.sum(axis=0) if output_mask[2] else None
+    return dx, dw, db
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``max(x, 0)`` elementwise; NaN stays NaN (as ``torch.relu``)."""
+    return np.where(x < 0, np.zeros((), x.dtype), x)
+
+
+def relu_backward(grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """``grad_output`` where ``output > 0``, else 0 (NaN in ``output`` gives 0)."""
+    return np.where(output > 0, grad_output, np.zeros((), grad_output.dtype))

@@ -52,6 +52,63 @@ py::array linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) {
   return std::move(y);
 }
 
+// Gradients of linear: (dx, dw, db) with None where output_mask is off.
+py::tuple linear_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
+                          py::handle mask_obj) {
+  const char* op = "linear_backward";
+  if (!py::isinstance<py::array>(x_obj)) float32_array(x_obj, op, "x", 2, "(B, in_features)");
+  const int x_ndim = py::reinterpret_borrow<py::array>(x_obj).ndim();
+  if (x_ndim < 1) throw py::value_error(std::string(op) + ": x must have at least 1 dimension");
+  const ArrayIn x = float32_array(x_obj, op, "x", x_ndim, "(..., in_features)");
+  const ArrayIn w = float32_array(w_obj, op, "weight", 2, "(out_features, in_features)");
+  const int64_t in = x.shape.back(), out = w.shape[0];
+  if (w.shape[1] != in) {
+    throw py::value_error(std::string(op) + ": x " + shape_text(x.shape) + " has in_features=" +
+                          std::to_string(in) + " but weight " + shape_text(w.shape) +
+                          " expects " + std::to_string(w.shape[1]));
+  }
+  std::vector<int64_t> y_shape(x.shape.begin(), x.shape.end() - 1);
+  y_shape.push_back(out);
+  const ArrayIn dy = float32_array(dy_obj, op, "grad_output", x_ndim, "(..., out_features)");
+  if (dy.shape != y_shape) {
+    throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +
+                          " but the forward output has shape " + shape_text(y_shape));
+  }
+  if (!(PyTuple_Check(mask_obj.ptr()) || PyList_Check(mask_obj.ptr())) || py::len(mask_obj) != 3)
+    throw py::type_error(std::string(op) + ": output_mask must be a tuple of 3 bools");
+  py::sequence mask = py::reinterpret_borrow<py::sequence>(mask_obj);
+  bool want[3];
+  for (int i = 0; i < 3; ++i) want[i] = bool_arg(mask[i], op, "output_mask");
+  int64_t batch = 1;
+  for (int i = 0; i + 1 < x_ndim; ++i) batch *= x.shape[i];  // x exists: fits in int64
+  py::object dx = py::none(), dw = py::none(), db = py::none();
+  float *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
+  if (want[0]) {
+    py::array_t<float> a = new_float32(x.shape);
+    dxp = a.mutable_data();
+    dx = std::move(a);
+  }
+  if (want[1]) {
+    py::array_t<float> a = new_float32(w.shape);
+    dwp = a.mutable_data();
+    dw = std::move(a);
+  }
+  if (want[2]) {
+    py::array_t<float> a = new_float32({out});
+    dbp = a.mutable_data();
+    db = std::move(a);
+  }
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    if (dxp) st = fastconv::linear_backward_input(dxp, dy.f32(), w.f32(), batch, in, out);
+    if (st.ok() && dwp) st = fastconv::linear_backward_weight(dwp, dy.f32(), x.f32(), batch, in, out);
+    if (st.ok() && dbp) st = fastconv::linear_backward_bias(dbp, dy.f32(), batch, out);
+  }
+  throw_if_error(st);
+  return py::make_tuple(dx, dw, db);
+}
+
 // Returns alpha * op(a) @ op(b) + beta * c. The result is a new array (c is
 // not written), or `out` when given: a writable C-contiguous float32 (M, N)
 // array that is overwritten in place (beta * out when c is None), so that
@@ -108,6 +165,8 @@ py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alph
 
 void bind_gemm(py::module_& m) {
   m.def("linear", &linear, py::arg("x"), py::arg("weight"), py::arg("bias"));
+  m.def("linear_backward", &linear_backward, py::arg("grad_output"), py::arg("x"),
+        py::arg("weight"), py::arg("output_mask"));
   m.def("fma_peak_gflops", [](int threads, double seconds) {
     if (threads < 1 || threads > 4096) throw py::value_error("fma_peak_gflops: threads must be >= 1");
     py::gil_scoped_release release;

@@ -19,6 +19,7 @@ namespace fastconv_py {
 void bind_conv2d(py::module_& m);
 void bind_pool2d(py::module_& m);
 void bind_gemm(py::module_& m);
+void bind_eltwise(py::module_& m);
 
 namespace {
 
@@ -110,4 +111,5 @@ PYBIND11_MODULE(_core, m) {
   bind_conv2d(m);
   bind_pool2d(m);
   bind_gemm(m);
+  bind_eltwise(m);
 }

@@ -93,7 +93,7 @@ def test_kernel_names_follow_the_naming_rule():
     """<op>_<pass>_<algo> (or a GEMM kernel, or the FMA peak probe), no ISA suffix."""
     for name in _core.kernel_names():
         assert "__" not in name
-        assert name.split("_")[0] in ("conv2d", "max", "avg", "sgemm", "fma"), name
+        assert name.split("_")[0] in ("conv2d", "max", "avg", "sgemm", "fma", "relu"), name
 
 
 def test_set_isa_round_trip_and_unknown_name():

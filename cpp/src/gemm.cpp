@@ -437,4 +437,34 @@ Status linear_forward(float* y, const float* x, const float* w, const float* b, 
               DenseOperand::B(w, in_features, Trans::kYes), 0.0f, y, out_features, ep);
 }
 
+Status linear_backward_input(float* dx, const float* dy, const float* w, int64_t batch,
+                             int64_t in_features, int64_t out_features) {
+  // dx (B,I) = dy (B,O) * w (O,I): w is depth-major along O for B.
+  return gemm(batch, in_features, out_features, 1.0f,
+              DenseOperand::A(dy, std::max<int64_t>(out_features, 1), Trans::kNo),
+              DenseOperand::B(w, std::max<int64_t>(in_features, 1), Trans::kNo), 0.0f, dx,
+              std::max<int64_t>(in_features, 1));
+}
+
+Status linear_backward_weight(float* dw, const float* dy, const float* x, int64_t batch,
+                              int64_t in_features, int64_t out_features) {
+  // dw (O,I) = dy^T (O,B) * x (B,I).
+  return gemm(out_features, in_features, batch, 1.0f,
+              DenseOperand::A(dy, std::max<int64_t>(out_features, 1), Trans::kYes),
+              DenseOperand::B(x, std::max<int64_t>(in_features, 1), Trans::kNo), 0.0f, dw,
+              std::max<int64_t>(in_features, 1));
+}
+
+Status linear_backward_bias(float* db, const float* dy, int64_t batch, int64_t out_features) {
+  constexpr int64_t kCols = 256;  // columns per task
+  return parallel_for(ceil_div(out_features, kCols), [&](int64_t t) {
+    const int64_t j0 = t * kCols, j1 = std::min(out_features, j0 + kCols);
+    double acc[kCols] = {};
+    for (int64_t i = 0; i < batch; ++i)
+      for (int64_t j = j0; j < j1; ++j) acc[j - j0] += dy[i * out_features + j];
+    for (int64_t j = j0; j < j1; ++j) db[j] = static_cast<float>(acc[j - j0]);
+    return true;
+  });
+}
+
 }  // namespace fastconv

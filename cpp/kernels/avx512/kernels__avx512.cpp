@@ -13,5 +13,6 @@
 #include "kernels/avx512/sgemm-pack-inl.h"
 #include "kernels/portable/conv2d-inl.h"
 #include "kernels/portable/pool2d-inl.h"
+#include "kernels/portable/eltwise-inl.h"
 #include "kernels/avx512/fma-probe-inl.h"
 #include "kernels/portable/table-inl.h"

@@ -12,5 +12,6 @@
 #include "kernels/portable/gemm-inl.h"
 #include "kernels/portable/conv2d-inl.h"
 #include "kernels/portable/pool2d-inl.h"
+#include "kernels/portable/eltwise-inl.h"
 #include "kernels/portable/fma-probe-inl.h"
 #include "kernels/portable/table-inl.h"
