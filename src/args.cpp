@@ -185,6 +185,22 @@ py::array_t<int64_t> new_int64(const std::vector<int64_t>& shape) {
   return new_array<int64_t>(shape, kGuardI64, int64_t{-1}, g_fill_enabled.load());
 }
 
+std::array<bool, 3> mask3_arg(py::handle obj, const char* op) {
+  if (!(PyTuple_Check(obj.ptr()) || PyList_Check(obj.ptr())) || py::len(obj) != 3)
+    type_error(std::string(op) + ": output_mask must be a tuple of 3 bools");
+  py::sequence seq = py::reinterpret_borrow<py::sequence>(obj);
+  return {bool_arg(seq[0], op, "output_mask"), bool_arg(seq[1], op, "output_mask"),
+          bool_arg(seq[2], op, "output_mask")};
+}
+
+py::object maybe_new_float32(bool want, const std::vector<int64_t>& shape, float** data) {
+  *data = nullptr;
+  if (!want) return py::none();
+  py::array_t<float> a = new_float32(shape);
+  *data = a.mutable_data();
+  return std::move(a);
+}
+
 void throw_if_error(const fastconv::Status& st) {
   using fastconv::StatusCode;
   switch (st.code()) {

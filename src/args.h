@@ -50,6 +50,12 @@ bool bool_arg(py::handle obj, const char* op, const char* name);
 // A sequence of exactly n ints (a shape).
 std::vector<int64_t> shape_arg(py::handle obj, const char* op, const char* name, size_t n);
 
+// output_mask of a backward op: a tuple or list of exactly 3 bools.
+std::array<bool, 3> mask3_arg(py::handle obj, const char* op);
+// A new float32 output of `shape` when `want` (its data pointer in *data),
+// else None (and *data = nullptr).
+py::object maybe_new_float32(bool want, const std::vector<int64_t>& shape, float** data);
+
 // A new C-contiguous float32 / int64 array of the given shape. Its contents
 // are unspecified (kernels overwrite every element) unless a test has set a
 // fill value with set_output_fill: then float32 outputs start as that value

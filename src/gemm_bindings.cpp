@@ -74,30 +74,13 @@ py::tuple linear_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
     throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +
                           " but the forward output has shape " + shape_text(y_shape));
   }
-  if (!(PyTuple_Check(mask_obj.ptr()) || PyList_Check(mask_obj.ptr())) || py::len(mask_obj) != 3)
-    throw py::type_error(std::string(op) + ": output_mask must be a tuple of 3 bools");
-  py::sequence mask = py::reinterpret_borrow<py::sequence>(mask_obj);
-  bool want[3];
-  for (int i = 0; i < 3; ++i) want[i] = bool_arg(mask[i], op, "output_mask");
+  const auto want = mask3_arg(mask_obj, op);
   int64_t batch = 1;
   for (int i = 0; i + 1 < x_ndim; ++i) batch *= x.shape[i];  // x exists: fits in int64
-  py::object dx = py::none(), dw = py::none(), db = py::none();
-  float *dxp = nullptr, *dwp = nullptr, *dbp = nullptr;
-  if (want[0]) {
-    py::array_t<float> a = new_float32(x.shape);
-    dxp = a.mutable_data();
-    dx = std::move(a);
-  }
-  if (want[1]) {
-    py::array_t<float> a = new_float32(w.shape);
-    dwp = a.mutable_data();
-    dw = std::move(a);
-  }
-  if (want[2]) {
-    py::array_t<float> a = new_float32({out});
-    dbp = a.mutable_data();
-    db = std::move(a);
-  }
+  float *dxp, *dwp, *dbp;
+  py::object dx = maybe_new_float32(want[0], x.shape, &dxp);
+  py::object dw = maybe_new_float32(want[1], w.shape, &dwp);
+  py::object db = maybe_new_float32(want[2], {out}, &dbp);
   fastconv::Status st;
   {
     py::gil_scoped_release release;

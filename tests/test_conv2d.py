@@ -42,8 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 from cases import CONV_CASES, PADDING_ONLY_TAP_CASES, ConvCase, ids, rng_for
-from hypothesis import assume, given
-from hypothesis import strategies as st
 
 import fastconv
 from fastconv import _core
@@ -353,72 +351,8 @@ def test_taps_reading_only_padding():
     assert not failures, "wrong results:\n" + "\n".join(failures)
 
 
-# ---------------------------------------------------------------------------
-# Random shapes (hypothesis)
-# ---------------------------------------------------------------------------
-
-
-@st.composite
-def conv_problems(draw):
-    G = draw(st.integers(1, 3))
-    Cg, Kg = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    R, S = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    one_or_pair = lambda lo, hi: st.one_of(
-        st.integers(lo, hi), st.tuples(st.integers(lo, hi), st.integers(lo, hi))
-    )
-    stride = draw(one_or_pair(1, 3))
-    dilation = draw(one_or_pair(1, 2))
-    padding = draw(st.one_of(st.sampled_from(["same", "valid"]), one_or_pair(0, 3)))
-    N = draw(st.integers(1, 3))
-    # Tiny sizes are where windows hang over the edges (taps that only read
-    # padding, kernels larger than the input): draw them often.
-    size = lambda hi: st.one_of(st.integers(1, 3), st.integers(1, hi))
-    H, W = draw(size(10)), draw(size(20))
-    bias = draw(st.booleans())
-    case = ConvCase(
-        "hyp",
-        N=N,
-        C=Cg * G,
-        H=H,
-        W=W,
-        K=Kg * G,
-        R=R,
-        S=S,
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=G,
-        bias=bias,
-    )
-    P, Q = case.out_hw
-    assume(P >= 1 and Q >= 1)
-    seed = draw(st.integers(0, 2**32 - 1))
-    return case, seed
-
-
-@pytest.mark.isolated
-@given(conv_problems())
-def test_random_shapes_match_reference(problem):
-    case, seed = problem
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(case.x_shape).astype(np.float32)
-    w = rng.standard_normal(case.w_shape).astype(np.float32)
-    b = rng.standard_normal(case.K).astype(np.float32) if case.bias else None
-    P, Q = case.out_hw
-    dy = rng.standard_normal((case.N, case.K, P, Q)).astype(np.float32)
-    refs = reference_passes(case, x, w, b, dy)
-    ref_abs = reference_abs(case, x, w, b, dy)
-    L = reduction_lengths(case, case.bias)
-    for algo in ALGOS:
-        y = fastconv.conv2d(x, w, b, **case.kwargs, algo=algo)
-        assert_within_rounding(
-            y, refs["forward"], ref_abs["forward"], L["forward"], f"forward {algo} {case}"
-        )
-        grads = fastconv.conv2d_backward(dy, x, w, **case.kwargs, algo=algo)
-        for pass_, g in zip(PASSES[1:], grads):
-            assert_within_rounding(
-                g, refs[pass_], ref_abs[pass_], L[pass_], f"{pass_} {algo} {case}"
-            )
+# Random shapes: tests/test_hostile.py::test_random_conv_matches_reference draws the
+# problem (cases.conv_problems), the ISA, the thread count and the output mask.
 
 
 # ---------------------------------------------------------------------------
