@@ -50,7 +50,7 @@ void set_num_threads(int n) { g_num_threads.store(n < 1 ? 1 : n); }
 bool in_forked_child() { return g_forked_child.load(); }
 
 int get_num_threads() {
-  if (g_forked_child.load()) return 1;
+  if (!openmp_enabled() || g_forked_child.load()) return 1;
   int n = g_num_threads.load();
   if (n == 0) {
 #ifdef _OPENMP

@@ -15,8 +15,8 @@
 namespace fastconv {
 
 void set_num_threads(int n);  // n >= 1
-// The threads an op uses now: the setting, or 1 in a child process forked
-// after OpenMP ran (GNU libgomp's pool does not survive fork: a parallel
+// The threads an op uses now: the setting; 1 in a build without OpenMP, or
+// in a child process forked after OpenMP ran (GNU libgomp's pool does not survive fork: a parallel
 // region in the child would wait forever for threads that do not exist).
 int get_num_threads();
 bool in_forked_child();
@@ -70,7 +70,7 @@ template <class Body>
 Status parallel_for(int64_t n, Body&& body) {
   Interruptible intr;
   std::atomic<int> failed{0};  // a StatusCode
-  const int threads = get_num_threads();
+  [[maybe_unused]] const int threads = get_num_threads();  // unused without OpenMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && n > 1)
   for (int64_t t = 0; t < n; ++t) {
     if (intr.stop() || failed.load(std::memory_order_relaxed) != 0) continue;
