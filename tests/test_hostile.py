@@ -628,7 +628,10 @@ def test_outputs_are_fresh_writable_arrays(entry):
     args = {n: read_only(a) for n, a in entry.make().items()}
     outs = entry.call(args)
     for o in outs:
-        assert o.flags.c_contiguous and o.flags.writeable and o.flags.aligned and o.flags.owndata
+        assert o.flags.c_contiguous and o.flags.writeable and o.flags.aligned
+        # Outputs of 256 KiB or more are fastconv's recycled buffers (src/args.cpp,
+        # OutputCache), owned through a capsule instead of by the array itself.
+        assert o.flags.owndata or type(o.base).__name__ == "PyCapsule"
         for a in args.values():
             assert not np.shares_memory(o, a)
     for i, o in enumerate(outs):
