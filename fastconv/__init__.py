@@ -7,7 +7,7 @@ Functional API (float32, NCHW): :func:`conv2d`, :func:`conv2d_backward`,
 NumPy (float32 or float64) are in :mod:`fastconv.reference`.
 """
 
-from . import _core, reference
+from . import _core, models, nn, optim, profiler, reference
 from ._config import get_num_threads, set_num_threads, show_config
 from .functional import (
     avg_pool2d,
@@ -21,10 +21,12 @@ from .functional import (
     relu,
     relu_backward,
 )
+from .tensor import Tensor, no_grad
 
 __version__ = _core.__version__
 
 __all__ = [
+    "Tensor",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
@@ -34,6 +36,11 @@ __all__ = [
     "linear_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "models",
+    "nn",
+    "no_grad",
+    "optim",
+    "profiler",
     "reference",
     "relu",
     "relu_backward",

@@ -1,0 +1,783 @@
+"""fastconv.nn: every layer's gradients (input and parameters), initialisation, Module.
+
+* Gradients: each layer is run on the reference backend in float64 and its
+  gradients w.r.t. the input and every parameter are checked against central
+  finite differences (:func:`test_autograd.gradcheck`).
+* The same layers on the fast backend (float32) are checked against
+  ``torch.nn`` (forward and autograd backward, same weights) when torch is
+  importable, and against direct calls of the functional backward.
+* Module machinery: registration order and names, train/eval, Dropout and
+  BatchNorm behaviour, state_dict / save / load, summary, init functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from test_autograd import gradcheck
+
+import fastconv
+from fastconv import Tensor, nn, no_grad
+from fastconv import tensor as T
+
+RNG = np.random.default_rng(2024)
+
+
+def _x64(*shape):
+    return Tensor(RNG.standard_normal(shape), requires_grad=True, dtype=np.float64)
+
+
+def _f32(*shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _params(layer):
+    return list(layer.parameters())
+
+
+# --------------------------------------------------------------------------
+# Layer case tables
+# --------------------------------------------------------------------------
+
+# (name, in_shape, constructor kwargs)
+CONV_CASES = [
+    ("3x3", (2, 3, 6, 6), {"in_channels": 3, "out_channels": 4, "kernel_size": 3}),
+    (
+        "stride2-pad1-groups2-nobias",
+        (2, 2, 7, 5),
+        {
+            "in_channels": 2,
+            "out_channels": 4,
+            "kernel_size": (3, 2),
+            "stride": 2,
+            "padding": 1,
+            "groups": 2,
+            "bias": False,
+        },
+    ),
+    (
+        "depthwise-same",
+        (2, 4, 5, 5),
+        {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "padding": "same", "groups": 4},
+    ),
+    (
+        "dilation2-asym",
+        (1, 2, 8, 8),
+        {
+            "in_channels": 2,
+            "out_channels": 3,
+            "kernel_size": 3,
+            "stride": (2, 1),
+            "padding": (1, 2),
+            "dilation": 2,
+        },
+    ),
+    (
+        "1x1-valid",
+        (2, 3, 4, 5),
+        {"in_channels": 3, "out_channels": 2, "kernel_size": 1, "padding": "valid"},
+    ),
+    (
+        "even-same",
+        (1, 2, 6, 6),
+        {"in_channels": 2, "out_channels": 2, "kernel_size": 4, "padding": "same"},
+    ),
+]
+
+MAXPOOL_CASES = [
+    ("2", (2, 3, 6, 6), {"kernel_size": 2}),
+    ("3s2p1", (2, 2, 7, 7), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ("2s1d2", (1, 2, 6, 7), {"kernel_size": 2, "stride": 1, "dilation": 2}),
+    ("3s2-ceil", (1, 2, 6, 6), {"kernel_size": 3, "stride": 2, "ceil_mode": True}),
+]
+
+AVGPOOL_CASES = [
+    ("2", (2, 3, 6, 6), {"kernel_size": 2}),
+    (
+        "3s2p1-exclpad",
+        (2, 2, 7, 7),
+        {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False},
+    ),
+    ("3s2p1-ceil", (1, 2, 6, 6), {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}),
+    ("2-div3", (1, 2, 4, 4), {"kernel_size": 2, "divisor_override": 3}),
+]
+
+LINEAR_CASES = [
+    ("2d", (4, 5), {"in_features": 5, "out_features": 3}),
+    ("3d-nobias", (2, 3, 5), {"in_features": 5, "out_features": 4, "bias": False}),
+    ("1d", (5,), {"in_features": 5, "out_features": 2}),
+]
+
+
+def _ids(cases):
+    return [c[0] for c in cases]
+
+
+# --------------------------------------------------------------------------
+# Finite differences in float64 (reference backend)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, shape, kw", CONV_CASES, ids=_ids(CONV_CASES))
+def test_conv2d_gradcheck(name, shape, kw):
+    with T.backend("reference", np.float64):
+        layer = nn.Conv2d(**kw)
+        assert layer.weight.dtype == np.float64
+        x = _x64(*shape)
+        gradcheck(lambda: layer(x), [x, *_params(layer)])
+
+
+@pytest.mark.parametrize("name, shape, kw", MAXPOOL_CASES, ids=_ids(MAXPOOL_CASES))
+def test_maxpool2d_gradcheck(name, shape, kw):
+    with T.backend("reference", np.float64):
+        layer = nn.MaxPool2d(**kw)
+        x = _x64(*shape)
+        gradcheck(lambda: layer(x), [x])
+
+
+@pytest.mark.parametrize("name, shape, kw", AVGPOOL_CASES, ids=_ids(AVGPOOL_CASES))
+def test_avgpool2d_gradcheck(name, shape, kw):
+    with T.backend("reference", np.float64):
+        layer = nn.AvgPool2d(**kw)
+        x = _x64(*shape)
+        gradcheck(lambda: layer(x), [x])
+
+
+@pytest.mark.parametrize("name, shape, kw", LINEAR_CASES, ids=_ids(LINEAR_CASES))
+def test_linear_gradcheck(name, shape, kw):
+    with T.backend("reference", np.float64):
+        layer = nn.Linear(**kw)
+        x = _x64(*shape)
+        assert layer(x).shape == (*shape[:-1], kw["out_features"])
+        gradcheck(lambda: layer(x), [x, *_params(layer)])
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        nn.ReLU(),
+        nn.Tanh(),
+        nn.Sigmoid(),
+        nn.Softmax(1),
+        nn.LogSoftmax(-1),
+        nn.Flatten(),
+        nn.Identity(),
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_activation_layers_gradcheck(layer):
+    with T.backend("reference", np.float64):
+        x = _x64(2, 3, 4, 2)
+        gradcheck(lambda: layer(x), [x])
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("shape", [(4, 3, 3, 2), (5, 3), (3, 3, 4)], ids=["2d", "1d", "1d-L"])
+def test_batchnorm_gradcheck(training, shape):
+    with T.backend("reference", np.float64):
+        bn = nn.BatchNorm2d(3) if len(shape) == 4 else nn.BatchNorm1d(3)
+        nn.init.normal_(bn.weight)
+        nn.init.normal_(bn.bias)
+        bn.running_mean[:] = RNG.standard_normal(3)
+        bn.running_var[:] = RNG.random(3) + 0.5
+        bn.train(training)
+        x = _x64(*shape)
+        gradcheck(lambda: bn(x), [x, bn.weight, bn.bias])
+
+
+def test_dropout_gradcheck():
+    with T.backend("reference", np.float64):
+        drop = nn.Dropout(0.3)
+        x = _x64(4, 5)
+
+        def f():
+            nn.manual_seed(7)  # the same mask on every evaluation
+            return drop(x)
+
+        gradcheck(f, [x])
+
+
+def test_losses_gradcheck():
+    with T.backend("reference", np.float64):
+        logits = _x64(5, 4)
+        labels = np.array([0, 3, 1, 3, 2])
+        for reduction in ("mean", "sum"):
+            ce = nn.CrossEntropyLoss(reduction)
+            gradcheck(lambda ce=ce: ce(logits, labels), [logits])
+        a, b = _x64(3, 4), _x64(3, 4)
+        for cls in (nn.MSELoss, nn.L1Loss):
+            for reduction in ("mean", "sum"):
+                loss = cls(reduction)
+                gradcheck(lambda loss=loss: loss(a, b), [a, b])
+                gradcheck(lambda loss=loss: loss(a, b.data), [a])
+
+
+def test_resnet_style_graph_gradcheck():
+    """Layers composed with a skip connection and a concatenation."""
+    with T.backend("reference", np.float64):
+        conv1, conv2 = nn.Conv2d(2, 2, 3, padding=1), nn.Conv2d(2, 3, 1)
+        bn = nn.BatchNorm2d(2)
+        x = _x64(2, 2, 4, 4)
+
+        def f():
+            h = bn(conv1(x)).relu() + x
+            return T.cat([conv2(h), T.max_pool2d(h, 3, 1, 1)], dim=1).tanh()
+
+        gradcheck(f, [x, *_params(conv1), *_params(conv2), *_params(bn)])
+
+
+# --------------------------------------------------------------------------
+# Fast backend (float32) against the functional backward and torch
+# --------------------------------------------------------------------------
+
+
+def test_layers_call_the_functional_backward():
+    """The layer gradients are exactly those of fastconv.functional's kernels."""
+    x = _f32(2, 3, 8, 8)
+    conv = nn.Conv2d(3, 4, 3, padding=1, stride=2)
+    xt = Tensor(x, requires_grad=True)
+    y = conv(xt)
+    np.testing.assert_array_equal(
+        y.data, fastconv.conv2d(x, conv.weight.data, conv.bias.data, 2, 1)
+    )
+    g = _f32(*y.shape, seed=1)
+    y.backward(g)
+    dx, dw, db = fastconv.conv2d_backward(g, x, conv.weight.data, 2, 1, 1, 1)
+    np.testing.assert_array_equal(xt.grad, dx)
+    np.testing.assert_array_equal(conv.weight.grad, dw)
+    np.testing.assert_array_equal(conv.bias.grad, db)
+
+    xt = Tensor(x, requires_grad=True)
+    y = nn.MaxPool2d(2)(xt)
+    p, idx = fastconv.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(y.data, p)
+    g = _f32(*y.shape, seed=2)
+    y.backward(g)
+    np.testing.assert_array_equal(xt.grad, fastconv.max_pool2d_backward(g, idx, x.shape))
+
+    lin = nn.Linear(8, 5)
+    xt = Tensor(x, requires_grad=True)
+    y = lin(xt)
+    g = _f32(*y.shape, seed=3)
+    y.backward(g)
+    dx, dw, db = fastconv.linear_backward(g, x, lin.weight.data)
+    np.testing.assert_array_equal(xt.grad, dx)
+    np.testing.assert_array_equal(lin.weight.grad, dw)
+    np.testing.assert_array_equal(lin.bias.grad, db)
+
+
+def test_first_layer_skips_input_gradient():
+    """An input that does not require grad gets no gradient (output_mask off)."""
+    conv = nn.Conv2d(1, 2, 3)
+    x = Tensor(_f32(1, 1, 5, 5))
+    conv(x).sum().backward()
+    assert x.grad is None and conv.weight.grad is not None
+
+
+def _torch():
+    return pytest.importorskip("torch")
+
+
+def _torch_check(ours, theirs, x, rtol=2e-4, atol=2e-5, params=()):
+    """Forward and backward of our layer (fast backend) and a torch layer with the same weights."""
+    torch = _torch()
+    xt = Tensor(x, requires_grad=True)
+    y = ours(xt)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = theirs(tx)
+    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=rtol, atol=atol)
+    g = _f32(*y.shape, seed=99)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=rtol, atol=atol)
+    for ours_p, theirs_p in params:
+        np.testing.assert_allclose(ours_p.grad, theirs_p.grad.numpy(), rtol=rtol, atol=atol)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("name, shape, kw", CONV_CASES, ids=_ids(CONV_CASES))
+def test_conv2d_matches_torch(name, shape, kw):
+    torch = _torch()
+    ours = nn.Conv2d(**kw)
+    theirs = torch.nn.Conv2d(**kw)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.data))
+        if ours.bias is not None:
+            theirs.bias.copy_(torch.tensor(ours.bias.data))
+    params = [(ours.weight, theirs.weight)]
+    if ours.bias is not None:
+        params.append((ours.bias, theirs.bias))
+    _torch_check(ours, theirs, _f32(*shape), params=params)
+
+
+@pytest.mark.parametrize("name, shape, kw", MAXPOOL_CASES, ids=_ids(MAXPOOL_CASES))
+def test_maxpool2d_matches_torch(name, shape, kw):
+    torch = _torch()
+    _torch_check(nn.MaxPool2d(**kw), torch.nn.MaxPool2d(**kw), _f32(*shape))
+
+
+@pytest.mark.parametrize("name, shape, kw", AVGPOOL_CASES, ids=_ids(AVGPOOL_CASES))
+def test_avgpool2d_matches_torch(name, shape, kw):
+    torch = _torch()
+    _torch_check(nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), _f32(*shape))
+
+
+@pytest.mark.parametrize("name, shape, kw", LINEAR_CASES, ids=_ids(LINEAR_CASES))
+def test_linear_matches_torch(name, shape, kw):
+    torch = _torch()
+    ours, theirs = nn.Linear(**kw), torch.nn.Linear(**kw)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.data))
+        if ours.bias is not None:
+            theirs.bias.copy_(torch.tensor(ours.bias.data))
+    params = [(ours.weight, theirs.weight)]
+    if ours.bias is not None:
+        params.append((ours.bias, theirs.bias))
+    _torch_check(ours, theirs, _f32(*shape), params=params)
+
+
+@pytest.mark.parametrize("name", ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten"])
+def test_activations_match_torch(name):
+    torch = _torch()
+    ours = getattr(nn, name)(**({"dim": 1} if "Softmax" in name else {}))
+    theirs = getattr(torch.nn, name)(**({"dim": 1} if "Softmax" in name else {}))
+    _torch_check(ours, theirs, _f32(3, 4, 5, 2))
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 5, 4), (16, 3)], ids=["2d", "1d"])
+def test_batchnorm_matches_torch(shape):
+    """Outputs, gradients and running statistics over several train steps, then eval."""
+    torch = _torch()
+    ours = nn.BatchNorm2d(3, momentum=0.2) if len(shape) == 4 else nn.BatchNorm1d(3, momentum=0.2)
+    theirs = (torch.nn.BatchNorm2d if len(shape) == 4 else torch.nn.BatchNorm1d)(3, momentum=0.2)
+    nn.init.normal_(ours.weight)
+    nn.init.normal_(ours.bias)
+    with torch.no_grad():
+        theirs.weight.copy_(torch.tensor(ours.weight.data))
+        theirs.bias.copy_(torch.tensor(ours.bias.data))
+    for step in range(3):
+        x = _f32(*shape, seed=step) * 3 + 1
+        ours.zero_grad()
+        theirs.zero_grad()
+        _torch_check(
+            ours, theirs, x, params=[(ours.weight, theirs.weight), (ours.bias, theirs.bias)]
+        )
+    np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-5)
+    assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == 3
+    ours.eval()
+    theirs.eval()
+    _torch_check(ours, theirs, _f32(*shape, seed=10), params=[(ours.weight, theirs.weight)])
+
+
+def test_batchnorm_cumulative_momentum_matches_torch():
+    torch = _torch()
+    ours, theirs = nn.BatchNorm2d(2, momentum=None), torch.nn.BatchNorm2d(2, momentum=None)
+    for step in range(4):
+        x = _f32(4, 2, 3, 3, seed=step) + step
+        with no_grad():
+            ours(x)
+        with torch.no_grad():
+            theirs(torch.tensor(x))
+    np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(ours.running_var, theirs.running_var.numpy(), rtol=1e-5)
+
+
+def test_batchnorm_rejects_bad_input():
+    bn = nn.BatchNorm2d(3)
+    with pytest.raises(ValueError, match="3 channels"):
+        bn(Tensor(np.ones((2, 4, 3, 3))))
+    with pytest.raises(ValueError, match="more than 1 value"):
+        bn(Tensor(np.ones((1, 3, 1, 1))))
+    bn.eval()
+    assert bn(Tensor(np.ones((1, 3, 1, 1)))).shape == (1, 3, 1, 1)
+
+
+# --------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------
+
+
+def test_cross_entropy_matches_torch():
+    torch = _torch()
+    z = _f32(16, 10) * 4
+    y = np.random.default_rng(0).integers(0, 10, 16)
+    for reduction in ("mean", "sum"):
+        zt = Tensor(z, requires_grad=True)
+        loss = nn.CrossEntropyLoss(reduction)(zt, y)
+        assert loss.shape == () and loss.dtype == np.float32
+        loss.backward()
+        tz = torch.tensor(z, requires_grad=True)
+        tl = torch.nn.CrossEntropyLoss(reduction=reduction)(tz, torch.tensor(y))
+        tl.backward()
+        np.testing.assert_allclose(loss.item(), tl.item(), rtol=1e-5)
+        np.testing.assert_allclose(zt.grad, tz.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_cross_entropy_is_stable_and_validates():
+    z = Tensor(np.array([[1e4, 0.0, -1e4], [-3e4, 3e4, 0.0]], dtype=np.float32), requires_grad=True)
+    loss = nn.CrossEntropyLoss()(z, np.array([0, 2]))
+    assert np.isfinite(loss.item())
+    np.testing.assert_allclose(loss.item(), (0 + 3e4) / 2, rtol=1e-6)
+    loss.backward()
+    assert np.all(np.isfinite(z.grad))
+    np.testing.assert_allclose(z.grad, [[0, 0, 0], [0, 0.5, -0.5]], atol=1e-6)
+    ce = nn.CrossEntropyLoss()
+    good = Tensor(np.zeros((2, 3)))
+    assert ce(good, np.array([0, 1], dtype=np.int32)).item() == pytest.approx(math.log(3))
+    assert ce(good, Tensor([2.0, 1.0])).item() == pytest.approx(math.log(3))
+    with pytest.raises(IndexError, match="out of bounds"):
+        ce(good, np.array([0, 3]))
+    with pytest.raises(IndexError, match="out of bounds"):
+        ce(good, np.array([-1, 0]))
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        ce(good, np.array([0, 1, 2]))
+    with pytest.raises(TypeError, match="integer"):
+        ce(good, np.array([0.5, 1.0]))
+    with pytest.raises(ValueError, match="reduction"):
+        nn.CrossEntropyLoss("none")(good, np.array([0, 1]))
+
+
+@pytest.mark.parametrize("name", ["MSELoss", "L1Loss"])
+def test_regression_losses_match_torch(name):
+    torch = _torch()
+    a, b = _f32(4, 3), _f32(4, 3, seed=1)
+    at, bt = Tensor(a, requires_grad=True), Tensor(b, requires_grad=True)
+    loss = getattr(nn, name)()(at, bt)
+    loss.backward()
+    ta, tb = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    tl = getattr(torch.nn, name)()(ta, tb)
+    tl.backward()
+    np.testing.assert_allclose(loss.item(), tl.item(), rtol=1e-5)
+    np.testing.assert_allclose(at.grad, ta.grad.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(bt.grad, tb.grad.numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="shape"):
+        getattr(nn, name)()(at, np.ones(3))
+
+
+# --------------------------------------------------------------------------
+# Dropout
+# --------------------------------------------------------------------------
+
+
+def test_dropout_train_and_eval():
+    drop = nn.Dropout(0.25)
+    x = Tensor(np.ones((200, 100)), requires_grad=True)
+    nn.manual_seed(0)
+    y = drop(x)
+    zero = y.data == 0
+    assert abs(zero.mean() - 0.25) < 0.01
+    np.testing.assert_allclose(y.data[~zero], 1 / 0.75, rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, y.data)  # gradient = the scaled mask
+    nn.manual_seed(0)
+    np.testing.assert_array_equal(drop(x).data, y.data)  # reproducible
+    assert not np.array_equal(drop(x).data, y.data)  # a new mask per call
+    drop.eval()
+    assert drop(x) is x
+    drop.train()
+    assert nn.Dropout(0.0)(x) is x
+    assert np.all(nn.Dropout(1.0)(x).data == 0)
+    with pytest.raises(ValueError):
+        nn.Dropout(1.5)
+
+
+# --------------------------------------------------------------------------
+# Initialisation
+# --------------------------------------------------------------------------
+
+
+def test_default_init_is_pytorch_like():
+    nn.manual_seed(0)
+    conv = nn.Conv2d(16, 64, 3)
+    fan_in = 16 * 9
+    bound = 1 / math.sqrt(fan_in)
+    w = conv.weight.data
+    assert w.dtype == np.float32 and w.shape == (64, 16, 3, 3)
+    assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound
+    assert abs(w.std() - bound / math.sqrt(3)) < 0.03 * bound
+    assert np.abs(conv.bias.data).max() <= bound
+    lin = nn.Linear(400, 300)
+    assert np.abs(lin.weight.data).max() <= 1 / 20 and np.abs(lin.bias.data).max() <= 1 / 20
+    assert conv.weight.requires_grad and isinstance(conv.weight, nn.Parameter)
+
+
+def test_manual_seed_makes_construction_reproducible():
+    nn.manual_seed(42)
+    a = fastconv.models.keras_mnist_cnn()
+    nn.manual_seed(42)
+    b = fastconv.models.keras_mnist_cnn()
+    nn.manual_seed(43)
+    c = fastconv.models.keras_mnist_cnn()
+    for (ka, pa), (kb, pb), (_, pc) in zip(
+        a.named_parameters(), b.named_parameters(), c.named_parameters()
+    ):
+        assert ka == kb
+        np.testing.assert_array_equal(pa.data, pb.data)
+        assert not np.array_equal(pa.data, pc.data)
+
+
+def test_init_functions():
+    import fastconv.nn.init as init2
+
+    from fastconv.nn import init
+
+    assert init is init2 is nn.init
+    nn.manual_seed(1)
+    w = Tensor(np.empty((256, 128, 3, 3)))
+    fan_in, fan_out = 128 * 9, 256 * 9
+    init.kaiming_uniform_(w)
+    assert np.abs(w.data).max() <= math.sqrt(6 / fan_in)
+    init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
+    assert w.data.std() == pytest.approx(math.sqrt(2 / fan_out), rel=0.01)
+    init.kaiming_normal_(w)
+    assert w.data.std() == pytest.approx(math.sqrt(2 / fan_in), rel=0.01)
+    init.xavier_uniform_(w, gain=2.0)
+    b = 2 * math.sqrt(6 / (fan_in + fan_out))
+    assert np.abs(w.data).max() <= b and np.abs(w.data).max() > 0.99 * b
+    init.xavier_normal_(w)
+    assert w.data.std() == pytest.approx(math.sqrt(2 / (fan_in + fan_out)), rel=0.01)
+    init.uniform_(w, -3, -1)
+    assert w.data.min() >= -3 and w.data.max() <= -1
+    init.normal_(w, 5.0, 0.5)
+    assert w.data.mean() == pytest.approx(5, abs=0.01)
+    assert w.data.std() == pytest.approx(0.5, rel=0.01)
+    init.zeros_(w)
+    assert not w.data.any()
+    init.ones_(w)
+    assert np.all(w.data == 1)
+    init.constant_(w, 0.3)
+    assert np.all(w.data == np.float32(0.3))
+    arr = np.empty((4, 5))
+    init.xavier_uniform_(arr)  # plain arrays work too
+    assert np.abs(arr).max() <= math.sqrt(6 / 9)
+    with pytest.raises(ValueError):
+        init.kaiming_uniform_(np.empty(5))
+    g = np.random.default_rng(5)
+    a1 = init.normal_(np.empty(3), generator=np.random.default_rng(5))
+    np.testing.assert_array_equal(a1, g.standard_normal(3))
+
+
+def test_calculate_gain_matches_torch():
+    torch = _torch()
+    for nl, p in [
+        ("relu", None),
+        ("tanh", None),
+        ("linear", None),
+        ("sigmoid", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.2),
+        ("conv2d", None),
+    ]:
+        assert nn.init.calculate_gain(nl, p) == pytest.approx(torch.nn.init.calculate_gain(nl, p))
+
+
+# --------------------------------------------------------------------------
+# Module machinery
+# --------------------------------------------------------------------------
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.scale = nn.Parameter(np.ones(1))
+        self.body = nn.Sequential(nn.ReLU(), nn.BatchNorm2d(2), nn.Flatten())
+        self.head = nn.Linear(8, 3)
+        self.shared = self.head  # registered twice, listed once
+
+    def forward(self, x):
+        return self.shared(self.body(self.conv(x) * self.scale))
+
+
+def test_registration_order_and_names():
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    assert names == [
+        "scale",
+        "conv.weight",
+        "conv.bias",
+        "body.1.weight",
+        "body.1.bias",
+        "head.weight",
+        "head.bias",
+    ]
+    assert len(list(net.parameters())) == 7
+    assert [n for n, _ in net.named_children()] == ["conv", "body", "head"]
+    assert [n for n, _ in net.named_modules()] == [
+        "",
+        "conv",
+        "body",
+        "body.0",
+        "body.1",
+        "body.2",
+        "head",
+    ]
+    assert [n for n, _ in net.named_buffers()] == [
+        "body.1.running_mean",
+        "body.1.running_var",
+        "body.1.num_batches_tracked",
+    ]
+    assert list(net.state_dict()) == names[:5] + [
+        "body.1.running_mean",
+        "body.1.running_var",
+        "body.1.num_batches_tracked",
+        "head.weight",
+        "head.bias",
+    ]
+    assert net.num_parameters() == 1 + 18 + 2 + 2 + 2 + 24 + 3
+    del net.scale
+    assert "scale" not in dict(net.named_parameters())
+    net.head.bias = None
+    assert "head.bias" not in dict(net.named_parameters())
+    with pytest.raises(TypeError):
+        net.conv.weight = np.ones((2, 1, 3, 3))
+
+
+def test_module_requires_init():
+    class Bad(nn.Module):
+        def __init__(self):
+            self.w = nn.Parameter(np.ones(2))
+
+    with pytest.raises(AttributeError, match="super"):
+        Bad()
+
+
+def test_train_eval_zero_grad_and_no_grad():
+    net = Net()
+    assert net.training and net.body[1].training
+    assert net.eval() is net
+    assert not any(m.training for m in net.modules())
+    net.train()
+    assert all(m.training for m in net.modules())
+    x = _f32(4, 1, 4, 4)
+    net(x).sum().backward()  # a NumPy array is accepted as input
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad(set_to_none=False)
+    assert all(not p.grad.any() for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+    with no_grad():
+        out = net(x)
+    assert not out.requires_grad
+
+
+def test_state_dict_roundtrip_and_errors(tmp_path):
+    nn.manual_seed(0)
+    a = Net()
+    a.train()
+    a(_f32(4, 1, 4, 4))  # moves the BatchNorm running statistics
+    nn.manual_seed(1)
+    b = Net()
+    sd = a.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in sd.values())
+    sd["conv.bias"][0] = 123.0  # a copy: the model is untouched
+    assert a.conv.bias.data[0] != 123.0
+    sd = a.state_dict()
+    weight_before = b.conv.weight.data
+    result = b.load_state_dict(sd)
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert b.conv.weight.data is weight_before, "loaded in place"
+    a.eval()
+    b.eval()
+    x = _f32(2, 1, 4, 4, seed=5)
+    np.testing.assert_array_equal(a(x).data, b(x).data)
+
+    bad = dict(sd)
+    del bad["head.weight"]
+    bad["extra.weight"] = np.ones(3)
+    bad["conv.bias"] = np.ones(5)
+    before = {k: v.copy() for k, v in b.state_dict().items()}
+    with pytest.raises(RuntimeError) as err:
+        b.load_state_dict(bad)
+    msg = str(err.value)
+    assert "Missing key(s): 'head.weight'" in msg
+    assert "Unexpected key(s): 'extra.weight'" in msg
+    assert "size mismatch for 'conv.bias'" in msg and "(5,)" in msg and "(2,)" in msg
+    for k, v in b.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])  # nothing was modified
+    partial = {k: v for k, v in sd.items() if k != "head.weight"}
+    partial["extra"] = np.ones(1)
+    result = b.load_state_dict(partial, strict=False)
+    assert result.missing_keys == ["head.weight"] and result.unexpected_keys == ["extra"]
+
+    # save / load through .npz (with and without the extension)
+    nn.manual_seed(2)
+    c = Net()
+    a.save(tmp_path / "net.npz")
+    c.load(tmp_path / "net.npz")
+    a.save(str(tmp_path / "noext"))
+    nn.manual_seed(3)
+    d = Net().load(str(tmp_path / "noext"))
+    for m in (c, d):
+        for k, v in a.state_dict().items():
+            np.testing.assert_array_equal(m.state_dict()[k], v)
+            assert m.state_dict()[k].dtype == v.dtype
+
+
+def test_sequential_container():
+    seq = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    assert len(seq) == 3 and isinstance(seq[0], nn.Linear) and isinstance(seq[-1], nn.Linear)
+    assert len(seq[1:]) == 2
+    assert [type(m).__name__ for m in seq] == ["Linear", "ReLU", "Linear"]
+    seq.append(nn.Softmax())
+    assert len(seq) == 4 and seq(np.ones((5, 4), np.float32)).shape == (5, 2)
+    from collections import OrderedDict
+
+    named = nn.Sequential(OrderedDict(fc=nn.Linear(2, 2), act=nn.Tanh()))
+    assert [n for n, _ in named.named_parameters()] == ["fc.weight", "fc.bias"]
+    assert "(fc): Linear(in_features=2, out_features=2, bias=True)" in repr(named)
+
+
+def test_to_float64_runs_on_reference():
+    nn.manual_seed(0)
+    net = Net()
+    x = _f32(2, 1, 4, 4)
+    net.eval()
+    y32 = net(x).data
+    net.double()
+    assert all(p.dtype == np.float64 for p in net.parameters())
+    assert net.body[1].running_mean.dtype == np.float64
+    assert net.body[1].num_batches_tracked.dtype == np.int64
+    with T.backend("reference", np.float64):
+        y64 = net(x).data
+    assert y64.dtype == np.float64
+    np.testing.assert_allclose(y64, y32, rtol=1e-4, atol=1e-5)
+    net.float()
+    assert net(x).dtype == np.float32
+
+
+def test_summary_is_a_string_with_counts(capsys):
+    net = nn.Sequential(
+        nn.Conv2d(1, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Flatten(),
+        nn.Linear(4 * 6 * 6, 10),
+    )
+    net.train()
+    rm = net[1].running_mean.copy()
+    s = net.summary((1, 8, 8))
+    assert isinstance(s, str) and isinstance(s, nn.Summary)
+    assert s.total_params == 40 + 8 + 1450 == s.trainable_params
+    assert s.non_trainable_params == 0
+    assert "Total params: 1,498" in s and "Trainable params: 1,498" in s
+    assert [r[1] for r in s.rows] == [(1, 4, 6, 6)] * 4 + [(1, 144), (1, 10)]
+    assert [r[2] for r in s.rows] == [40, 8, 0, 0, 0, 1450]
+    assert s.rows[0][0] == "0 (Conv2d)"
+    assert s.output_shape == (1, 10)
+    assert all(m.training for m in net.modules()), "modes restored"
+    np.testing.assert_array_equal(net[1].running_mean, rm)  # statistics untouched
+    assert "forward" not in net[0].__dict__
+    assert capsys.readouterr().out == ""
+    net[5].weight.requires_grad = False
+    s = net.summary((1, 8, 8), batch_size=3, verbose=True)
+    assert s.rows[-1][1] == (3, 10)
+    assert s.trainable_params == 1498 - 1440 and s.non_trainable_params == 1440
+    assert "Non-trainable params: 1,440" in capsys.readouterr().out
+    single = nn.Linear(3, 2).summary((3,))
+    assert single.total_params == 8 and len(single.rows) == 1
+    assert nn.Linear(3, 2).summary(3).output_shape == (1, 2)
