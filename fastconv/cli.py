@@ -38,6 +38,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "fastconv.bench",
         "time fastconv's kernels against the NumPy reference (and PyTorch) on named layers",
     ),
+    Subcommand("train", "fastconv.train", "train a model on (Fashion-)MNIST and test it"),
 )
 
 

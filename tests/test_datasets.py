@@ -66,8 +66,14 @@ def test_read_hand_built_idx(tmp_path, gz):
 
 @pytest.mark.parametrize(
     "dtype, code",
-    [(np.uint8, 0x08), (np.int8, 0x09), (np.int16, 0x0B), (np.int32, 0x0C),
-     (np.float32, 0x0D), (np.float64, 0x0E)],
+    [
+        (np.uint8, 0x08),
+        (np.int8, 0x09),
+        (np.int16, 0x0B),
+        (np.int32, 0x0C),
+        (np.float32, 0x0D),
+        (np.float64, 0x0E),
+    ],
 )
 def test_read_big_endian_dtypes(tmp_path, dtype, code):
     arr = (np.arange(-6, 6).reshape(3, 4) * 3).astype(dtype)
@@ -250,7 +256,7 @@ def test_damaged_dataset_file_names_it(tmp_path):
 
 def test_real_fashion_mnist():
     """The real data, when Debian's dataset-fashion-mnist is installed."""
-    found, missing = find_idx_files(datasets.DEBIAN_FASHION_MNIST_DIR)
+    _found, missing = find_idx_files(datasets.DEBIAN_FASHION_MNIST_DIR)
     if missing:
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     x_train, y_train, x_test, y_test = fashion_mnist()
@@ -308,8 +314,9 @@ def test_batches_with_one_generator_per_run():
 
     def run():
         rng = np.random.default_rng(0)
-        return [np.concatenate([yb for _, yb in batches(x, y, 6, seed=rng)]).tolist()
-                for _ in range(3)]
+        return [
+            np.concatenate([yb for _, yb in batches(x, y, 6, seed=rng)]).tolist() for _ in range(3)
+        ]
 
     first, second = run(), run()
     assert first == second

@@ -1,0 +1,175 @@
+"""``fastconv train`` and fastconv.train.fit on a tiny synthetic dataset written
+as IDX files: it runs, prints per-epoch accuracy, learns, saves a model that
+loads back, and is deterministic (same seed, same numbers, any thread count)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from child import CHILD_CWD, child_env
+
+import fastconv
+from fastconv import cli, datasets
+from fastconv.datasets import IDX_FILES, write_idx
+
+nn = pytest.importorskip("fastconv.nn", reason="the layer API (fastconv.nn) is not built yet")
+from fastconv import models, optim
+from fastconv.train import History, evaluate, fit
+
+N_TRAIN, N_TEST = 512, 128
+
+
+def synthetic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 uint8 images whose class (0..9) is the position of a bright 7x7
+    block on a noisy background: easy to learn in an epoch or two."""
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    x = rng.integers(0, 80, (n, 28, 28)).astype(np.uint8)
+    for i, c in enumerate(y):
+        r, q = divmod(int(c), 5)
+        top, left = 3 + 12 * r + rng.integers(-2, 3), 1 + 5 * q + rng.integers(0, 2)
+        x[i, top : top + 7, left : left + 5] = 230
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-mnist")
+    rng = np.random.default_rng(123)
+    x_train, y_train = synthetic(N_TRAIN, rng)
+    x_test, y_test = synthetic(N_TEST, rng)
+    arrays = {
+        "train_images": x_train,
+        "train_labels": y_train,
+        "test_images": x_test,
+        "test_labels": y_test,
+    }
+    for key, arr in arrays.items():
+        write_idx(folder / (IDX_FILES[key] + ".gz"), arr)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(data_dir):
+    return datasets.mnist(data_dir)
+
+
+def _train(data, seed=0, epochs=1, model="mlp", lr=1e-3, batch_size=64):
+    nn.manual_seed(seed)
+    m = {"mlp": models.mlp_mnist, "keras-cnn": models.keras_mnist_cnn}[model]()
+    opt = optim.Adam(m.parameters(), lr=lr)
+    return m, fit(m, opt, data, epochs, batch_size, seed, progress=False)
+
+
+def _params(model):
+    return [np.array(p.data, copy=True) for p in model.parameters()]
+
+
+def test_train_command_runs_learns_and_saves(data_dir, tmp_path, capsys):
+    saved = tmp_path / "model.npz"
+    argv = ["train", "--dataset", "mnist", "--data-dir", str(data_dir), "--epochs", "2",
+            "--batch-size", "32", "--save", str(saved), "--threads", "2"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "keras-cnn (93,322 parameters) on MNIST, 512 training / 128 test images" in out
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(lines) == 2 and lines[0].startswith("epoch 1/2") and "test acc" in lines[1]
+    assert "img/s" in lines[0] and "time" in lines[0]
+    accs = [float(line.split("test acc")[1].split("%")[0]) for line in lines]
+    assert accs[-1] > 60.0, out  # chance is 10%
+    assert f"final {accs[-1]:.2f}%" in out and "best test accuracy" in out
+    assert f"saved the model to {saved}" in out
+
+    # The saved model loads back into a fresh (differently seeded) model.
+    nn.manual_seed(99)
+    loaded = models.keras_mnist_cnn()
+    loaded.load(str(saved))
+    _x_train, _y_train, x_test, y_test = datasets.mnist(data_dir)
+    _, acc = evaluate(loaded, x_test, y_test)
+    assert f"{100 * acc:.2f}" == f"{accs[-1]:.2f}"
+
+
+def test_fit_is_deterministic(data):
+    m1, h1 = _train(data, seed=0, epochs=2)
+    m2, h2 = _train(data, seed=0, epochs=2)
+    _, h3 = _train(data, seed=1, epochs=2)
+    assert isinstance(h1, History) and len(h1.epochs) == 2
+    for a, b in zip(h1.epochs, h2.epochs):
+        assert (a.train_loss, a.test_loss, a.test_accuracy) == (
+            b.train_loss, b.test_loss, b.test_accuracy)  # fmt: skip
+    for p, q in zip(_params(m1), _params(m2)):
+        np.testing.assert_array_equal(p, q)
+    assert h3.epochs[-1].train_loss != h1.epochs[-1].train_loss
+    assert h1.final_accuracy == h1.epochs[-1].test_accuracy
+    assert h1.best_accuracy == max(h1.test_accuracies)
+    assert h1.epochs[1].train_loss < h1.epochs[0].train_loss
+
+
+def test_fit_same_result_for_any_thread_count(data):
+    """fastconv's kernels are bitwise identical for any thread count, so is training."""
+    small = (data[0][:192], data[1][:192], data[2], data[3])
+    results = []
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        m, h = _train(small, seed=5, model="keras-cnn")
+        results.append((h.epochs[0].train_loss, h.epochs[0].test_loss, _params(m)))
+    assert results[0][:2] == results[1][:2]
+    for p, q in zip(results[0][2], results[1][2]):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_fit_history_and_callback(data):
+    seen = []
+    nn.manual_seed(0)
+    m = models.mlp_mnist()
+    h = fit(m, optim.SGD(m.parameters(), lr=0.05, momentum=0.9), data, 2, 100, 0,
+            progress=False, on_epoch=seen.append)  # fmt: skip
+    assert seen == h.epochs and [e.epoch for e in seen] == [1, 2]
+    for e in h.epochs:
+        assert 0.0 <= e.test_accuracy <= 1.0 and 0.0 <= e.train_accuracy <= 1.0
+        assert e.time > 0 and e.images_per_s > 0 and np.isfinite(e.train_loss)
+    d = h.to_dict()
+    assert [e["epoch"] for e in d["epochs"]] == [1, 2]
+    assert m.training  # fit leaves the model in train mode (evaluate restores it)
+
+
+def test_limit_and_progress_bar(data_dir, capsys):
+    argv = ["train", "--data-dir", str(data_dir), "--model", "mlp", "--epochs", "1",
+            "--limit", "100", "--optimizer", "rmsprop", "--seed", "3"]  # fmt: skip
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "mlp (407,050 parameters) on Fashion-MNIST, 100 training / 128 test" in captured.out
+    assert "RMSprop lr 0.001, batch 128, 1 epochs, seed 3" in captured.out
+    try:
+        import tqdm  # noqa: F401
+    except ImportError:
+        return
+    assert "epoch 1/1" in captured.err  # the bar
+
+
+def test_bad_inputs(tmp_path, data_dir, capsys):
+    assert cli.main(["train", "--data-dir", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err
+    (tmp_path / "bad").mkdir()
+    for name in IDX_FILES.values():
+        (tmp_path / "bad" / name).write_bytes((data_dir / f"{name}.gz").read_bytes()[:50])
+    assert cli.main(["train", "--data-dir", str(tmp_path / "bad")]) == 1
+    assert "truncated gzip" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--epochs", "0"])
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--model", "resnet"])
+
+
+def test_python_dash_m(data_dir):
+    """``python -m fastconv.train`` is the same command."""
+    r = subprocess.run(
+        [sys.executable, "-m", "fastconv.train", "--data-dir", str(data_dir), "--model", "mlp",
+         "--epochs", "1", "--limit", "64", "--no-progress"],
+        cwd=CHILD_CWD, env=child_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "epoch 1/1" in r.stdout and "final" in r.stdout
