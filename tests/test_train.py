@@ -164,10 +164,11 @@ def test_bad_inputs(tmp_path, data_dir, capsys):
         cli.main(["train", "--model", "resnet"])
 
 
-def test_python_dash_m(data_dir):
-    """``python -m fastconv.train`` is the same command."""
+@pytest.mark.parametrize("module", [["fastconv.train"], ["fastconv", "train"]])
+def test_python_dash_m(data_dir, module):
+    """``python -m fastconv.train`` and ``python -m fastconv train`` are the same command."""
     r = subprocess.run(
-        [sys.executable, "-m", "fastconv.train", "--data-dir", str(data_dir), "--model", "mlp",
+        [sys.executable, "-m", *module, "--data-dir", str(data_dir), "--model", "mlp",
          "--epochs", "1", "--limit", "64", "--no-progress"],
         cwd=CHILD_CWD, env=child_env(), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
