@@ -182,13 +182,14 @@ class OutputCache {
   void give(void* data) {
     char* block = static_cast<char*>(data) - kHeader;
     const size_t bytes = *reinterpret_cast<size_t*>(block);
-    {
+    try {  // called from a capsule's destructor: nothing may escape
       std::lock_guard<std::mutex> lock(mu_);
       if (cached_ + bytes <= limit_) {
         free_[bytes].push_back(block);
         cached_ += bytes;
         return;
       }
+    } catch (...) {
     }
     std::free(block);
   }
