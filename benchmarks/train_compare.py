@@ -303,31 +303,13 @@ def step_batches(data: Sequence[np.ndarray] | None, count: int = 16) -> list:
     ]
 
 
-def make_fastconv_step(batches: list) -> tuple[Any, Any]:
-    model, opt, loss_fn = fastconv_setup()
+def rotating_step(model: Any, opt: Any, loss_fn: Any, batches: list) -> Any:
+    """One training step per call, on the next of ``batches`` (either library)."""
     model.train()
-    tensors = [(fastconv.Tensor(x), y) for x, y in batches]
     state = {"i": 0}
 
     def step() -> None:
-        x, y = tensors[state["i"] % len(tensors)]
-        state["i"] += 1
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return step, model
-
-
-def make_torch_step(torch: Any, batches: list) -> Any:
-    model, opt, loss_fn = torch_setup(torch)
-    model.train()
-    tensors = [(torch.from_numpy(x), torch.from_numpy(np.asarray(y))) for x, y in batches]
-    state = {"i": 0}
-
-    def step() -> None:
-        x, y = tensors[state["i"] % len(tensors)]
+        x, y = batches[state["i"] % len(batches)]
         state["i"] += 1
         loss = loss_fn(model(x), y)
         opt.zero_grad()
@@ -335,6 +317,18 @@ def make_torch_step(torch: Any, batches: list) -> Any:
         opt.step()
 
     return step
+
+
+def make_fastconv_step(batches: list) -> tuple[Any, Any]:
+    model, opt, loss_fn = fastconv_setup()
+    tensors = [(fastconv.Tensor(x), y) for x, y in batches]
+    return rotating_step(model, opt, loss_fn, tensors), model
+
+
+def make_torch_step(torch: Any, batches: list) -> Any:
+    model, opt, loss_fn = torch_setup(torch)
+    tensors = [(torch.from_numpy(x), torch.from_numpy(np.asarray(y))) for x, y in batches]
+    return rotating_step(model, opt, loss_fn, tensors)
 
 
 def measure_steps(
