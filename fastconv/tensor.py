@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Iterator, Sequence
 from time import perf_counter
 from typing import Any, Callable, Union
@@ -455,7 +456,11 @@ class Tensor:
         if s > e:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         shp = self.shape
-        return self.reshape(*shp[:s], -1, *shp[e + 1 :])
+        if self.ndim == 0:
+            return self.reshape(1)
+        # The merged size spelled out, not -1: an empty batch has no -1 to infer.
+        merged = math.prod(shp[s : e + 1])
+        return self.reshape(*shp[:s], merged, *shp[e + 1 :])
 
     def transpose(self, dim0: int | None = None, dim1: int | None = None) -> Tensor:
         """Swap two dims (PyTorch's ``transpose(dim0, dim1)``); no argument reverses all (``.T``)."""
