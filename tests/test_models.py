@@ -15,13 +15,10 @@ import time
 
 import numpy as np
 import pytest
+from layer_checks import f32 as _f32
+from layer_checks import torch_check
 
 from fastconv import Tensor, models, nn, no_grad, optim, profiler
-
-
-def _f32(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-
 
 # --------------------------------------------------------------------------
 # Parameter counts and output shapes
@@ -178,21 +175,6 @@ def _load_into_torch(torch, ours, theirs):
     theirs.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in sd.items()})
 
 
-def _compare(torch, ours, theirs, x, rtol=1e-4, atol=1e-4):
-    xt = Tensor(x, requires_grad=True)
-    y = ours(xt)
-    tx = torch.tensor(x, requires_grad=True)
-    ty = theirs(tx)
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=rtol, atol=atol)
-    g = _f32(*y.shape, seed=7)
-    y.backward(g)
-    ty.backward(torch.tensor(g))
-    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=rtol, atol=atol)
-    tparams = dict(theirs.named_parameters())
-    for k, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, tparams[k].grad.numpy(), rtol=rtol, atol=atol, err_msg=k)
-
-
 @pytest.mark.parametrize("cin, cout, stride", [(4, 4, 1), (4, 8, 2), (3, 6, 1)])
 def test_resnet_block_matches_torch(cin, cout, stride):
     torch = pytest.importorskip("torch")
@@ -209,7 +191,7 @@ def test_resnet_block_matches_torch(cin, cout, stride):
     for step in range(2):  # train mode: batch statistics, running stats updated
         ours.zero_grad()
         theirs.zero_grad()
-        _compare(torch, ours, theirs, _f32(4, cin, 6, 6, seed=step))
+        torch_check(ours, theirs, _f32(4, cin, 6, 6, seed=step), rtol=1e-4, atol=1e-4, grad_seed=7)
     tsd = theirs.state_dict()
     for k, v in ours.state_dict().items():
         np.testing.assert_allclose(v, tsd[k].numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
@@ -217,7 +199,7 @@ def test_resnet_block_matches_torch(cin, cout, stride):
     theirs.eval()
     ours.zero_grad()
     theirs.zero_grad()
-    _compare(torch, ours, theirs, _f32(2, cin, 6, 6, seed=9))
+    torch_check(ours, theirs, _f32(2, cin, 6, 6, seed=9), rtol=1e-4, atol=1e-4, grad_seed=7)
 
 
 def test_resnet_block_skip_connection():
@@ -236,7 +218,7 @@ def test_inception_matches_torch():
     assert ours.num_parameters() == sum(p.numel() for p in theirs.parameters())
     assert ours.out_channels == 3 + 4 + 3 + 2
     _load_into_torch(torch, ours, theirs)
-    _compare(torch, ours, theirs, _f32(2, 6, 7, 5))
+    torch_check(ours, theirs, _f32(2, 6, 7, 5), rtol=1e-4, atol=1e-4, grad_seed=7)
 
 
 def test_torch_counts_of_the_lecture_models():

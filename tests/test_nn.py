@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 import pytest
+from layer_checks import f32 as _f32
+from layer_checks import torch_check
 from test_autograd import gradcheck
 
 import fastconv
@@ -27,10 +29,6 @@ RNG = np.random.default_rng(2024)
 
 def _x64(*shape):
     return Tensor(RNG.standard_normal(shape), requires_grad=True, dtype=np.float64)
-
-
-def _f32(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 def _params(layer):
@@ -280,22 +278,6 @@ def _torch():
     return pytest.importorskip("torch")
 
 
-def _torch_check(ours, theirs, x, rtol=2e-4, atol=2e-5, params=()):
-    """Forward and backward of our layer (fast backend) and a torch layer with the same weights."""
-    torch = _torch()
-    xt = Tensor(x, requires_grad=True)
-    y = ours(xt)
-    tx = torch.tensor(x, requires_grad=True)
-    ty = theirs(tx)
-    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=rtol, atol=atol)
-    g = _f32(*y.shape, seed=99)
-    y.backward(g)
-    ty.backward(torch.tensor(g))
-    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=rtol, atol=atol)
-    for ours_p, theirs_p in params:
-        np.testing.assert_allclose(ours_p.grad, theirs_p.grad.numpy(), rtol=rtol, atol=atol)
-
-
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("name, shape, kw", CONV_CASES, ids=_ids(CONV_CASES))
 def test_conv2d_matches_torch(name, shape, kw):
@@ -309,19 +291,19 @@ def test_conv2d_matches_torch(name, shape, kw):
     params = [(ours.weight, theirs.weight)]
     if ours.bias is not None:
         params.append((ours.bias, theirs.bias))
-    _torch_check(ours, theirs, _f32(*shape), params=params)
+    torch_check(ours, theirs, _f32(*shape), params=params)
 
 
 @pytest.mark.parametrize("name, shape, kw", MAXPOOL_CASES, ids=_ids(MAXPOOL_CASES))
 def test_maxpool2d_matches_torch(name, shape, kw):
     torch = _torch()
-    _torch_check(nn.MaxPool2d(**kw), torch.nn.MaxPool2d(**kw), _f32(*shape))
+    torch_check(nn.MaxPool2d(**kw), torch.nn.MaxPool2d(**kw), _f32(*shape))
 
 
 @pytest.mark.parametrize("name, shape, kw", AVGPOOL_CASES, ids=_ids(AVGPOOL_CASES))
 def test_avgpool2d_matches_torch(name, shape, kw):
     torch = _torch()
-    _torch_check(nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), _f32(*shape))
+    torch_check(nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), _f32(*shape))
 
 
 @pytest.mark.parametrize("name, shape, kw", LINEAR_CASES, ids=_ids(LINEAR_CASES))
@@ -335,7 +317,7 @@ def test_linear_matches_torch(name, shape, kw):
     params = [(ours.weight, theirs.weight)]
     if ours.bias is not None:
         params.append((ours.bias, theirs.bias))
-    _torch_check(ours, theirs, _f32(*shape), params=params)
+    torch_check(ours, theirs, _f32(*shape), params=params)
 
 
 @pytest.mark.parametrize("name", ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten"])
@@ -343,7 +325,7 @@ def test_activations_match_torch(name):
     torch = _torch()
     ours = getattr(nn, name)(**({"dim": 1} if "Softmax" in name else {}))
     theirs = getattr(torch.nn, name)(**({"dim": 1} if "Softmax" in name else {}))
-    _torch_check(ours, theirs, _f32(3, 4, 5, 2))
+    torch_check(ours, theirs, _f32(3, 4, 5, 2))
 
 
 @pytest.mark.parametrize("shape", [(8, 3, 5, 4), (16, 3)], ids=["2d", "1d"])
@@ -361,7 +343,7 @@ def test_batchnorm_matches_torch(shape):
         x = _f32(*shape, seed=step) * 3 + 1
         ours.zero_grad()
         theirs.zero_grad()
-        _torch_check(
+        torch_check(
             ours, theirs, x, params=[(ours.weight, theirs.weight), (ours.bias, theirs.bias)]
         )
     np.testing.assert_allclose(ours.running_mean, theirs.running_mean.numpy(), rtol=1e-5, atol=1e-6)
@@ -369,7 +351,7 @@ def test_batchnorm_matches_torch(shape):
     assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == 3
     ours.eval()
     theirs.eval()
-    _torch_check(ours, theirs, _f32(*shape, seed=10), params=[(ours.weight, theirs.weight)])
+    torch_check(ours, theirs, _f32(*shape, seed=10), params=[(ours.weight, theirs.weight)])
 
 
 def test_batchnorm_cumulative_momentum_matches_torch():
