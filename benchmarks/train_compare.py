@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -366,10 +367,12 @@ def profile_step(threads: int, data: Sequence[np.ndarray] | None, steps: int) ->
             step()
         # The step without the profiler, to see what profiling itself costs.
         plain = []
+        faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         for _ in range(steps):
             t0 = time.perf_counter()
             step()
             plain.append(time.perf_counter() - t0)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0) / steps
         with profiler.Profiler() as prof:
             t0 = time.perf_counter()
             for _ in range(steps):
@@ -386,7 +389,8 @@ def profile_step(threads: int, data: Sequence[np.ndarray] | None, steps: int) ->
         f"(median {1e3 * statistics.median(plain):.2f} ms without), in kernels "
         f"{1e3 * kern_step:.2f} ms: Python overhead {1e3 * overhead:.2f} ms = "
         f"{100 * overhead / per_step:.1f}% of the step (budget {100 * OVERHEAD_BUDGET:.0f}%: "
-        f"{verdict})"
+        f"{verdict}); {faults:,.0f} minor page faults per step (fresh memory touched; "
+        "FASTCONV_OUTPUT_CACHE_MB=0 turns off the output-buffer cache)"
     )
 
 
