@@ -10,16 +10,26 @@ _CONV_PASSES = ("forward", "backward_input", "backward_weight")
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads every fastconv op uses (process-wide).
+    """Set the number of threads fastconv ops use, in every Python thread.
 
-    Results do not depend on it: they are bitwise identical for any ``n``.
+    fastconv's count is OpenMP's thread setting (``omp_get_max_threads``), so
+    ``threadpoolctl.threadpool_info()`` reports it, and
+    ``threadpool_limits(...)`` or ``omp_set_num_threads`` called by another
+    library on the same OpenMP runtime change it for the calling thread until
+    the next ``set_num_threads``. A child process forked after fastconv ran a
+    threaded op stays on one thread (GNU OpenMP's workers do not survive
+    ``fork``); one forked before can use threads.
+
+    Results do not depend on it: they are bitwise identical for any ``n``, and
+    every thread computes in the caller's floating-point mode (rounding,
+    flush-to-zero).
     """
     _core.set_num_threads(n)
 
 
 def get_num_threads() -> int:
-    """The number of threads fastconv ops use (default: OpenMP's, which
-    honours ``OMP_NUM_THREADS``)."""
+    """The number of threads fastconv ops started on this thread use (default:
+    OpenMP's, which honours ``OMP_NUM_THREADS``; see :func:`set_num_threads`)."""
     return _core.get_num_threads()
 
 

@@ -590,7 +590,9 @@ def _pool_geometry(
 ) -> _PoolGeometry:
     N, C, H, W = shape
     kernel = _pair(kernel_size, "kernel_size", 1)
-    stride_hw = kernel if stride is None else _pair(stride, "stride", 1)
+    # PyTorch reads an empty stride as "not given" too.
+    empty = isinstance(stride, (tuple, list)) and len(stride) == 0
+    stride_hw = kernel if stride is None or empty else _pair(stride, "stride", 1)
     pad = _pair(padding, "padding", 0)
     dilation_hw = _pair(dilation, "dilation", 1)
     if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:

@@ -18,9 +18,9 @@ ConvAlgo algo_arg(py::handle obj, const char* op) {
   }
   const std::string s = obj.cast<std::string>();
   ConvAlgo a;
-  if (!fastconv::conv_algo_from_name(s.c_str(), &a)) {
-    throw py::value_error(std::string(op) + ": algo must be one of 'auto', 'direct', 'im2col', got '" +
-                          s + "'");
+  if (!fastconv::conv_algo_from_name(s, &a)) {
+    throw py::value_error(std::string(op) + ": algo must be one of 'auto', 'direct', 'im2col', got " +
+                          std::string(py::repr(obj)));
   }
   return a;
 }
@@ -44,8 +44,8 @@ Conv2dParams conv_params(const char* op, const ArrayIn& x, const ArrayIn& w, py:
       a.padding_same = true;
     } else if (s != "valid") {
       throw py::value_error(std::string(op) +
-                            ": padding must be an int, a pair of ints, 'same' or 'valid', got '" +
-                            s + "'");
+                            ": padding must be an int, a pair of ints, 'same' or 'valid', got " +
+                            std::string(py::repr(padding)));
     }
   } else {
     const auto pa = pair_arg(padding, op, "padding");

@@ -10,6 +10,22 @@ namespace {
 
 using fastconv::Trans;
 
+// True when the byte ranges of two arrays overlap.
+bool overlaps(const py::array& a, const py::array& b) {
+  const char* pa = static_cast<const char*>(a.data());
+  const char* pb = static_cast<const char*>(b.data());
+  return a.nbytes() > 0 && b.nbytes() > 0 && pa < pb + b.nbytes() && pb < pa + a.nbytes();
+}
+
+// An input the kernel reads while it writes `out`: when the two share memory
+// (sgemm(a, b, out=b)), the input is read from a copy, as numpy.matmul does.
+ArrayIn unaliased(ArrayIn in, const py::array& out) {
+  if (in.data == nullptr || !overlaps(in.arr, out)) return in;
+  in.arr = py::reinterpret_steal<py::array>(in.arr.attr("copy")().release());
+  in.data = in.arr.data();
+  return in;
+}
+
 // x (..., I), weight (O, I), bias (O,) -> y (..., O).
 py::array linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) {
   const char* op = "linear";
@@ -99,8 +115,8 @@ py::tuple linear_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
 py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alpha, float beta,
                 bool trans_a, bool trans_b, py::handle out_obj) {
   const char* op = "sgemm";
-  const ArrayIn a = float32_array(a_obj, op, "a", 2, "(rows, cols)");
-  const ArrayIn b = float32_array(b_obj, op, "b", 2, "(rows, cols)");
+  ArrayIn a = float32_array(a_obj, op, "a", 2, "(rows, cols)");
+  ArrayIn b = float32_array(b_obj, op, "b", 2, "(rows, cols)");
   const int64_t M = trans_a ? a.shape[1] : a.shape[0], K = trans_a ? a.shape[0] : a.shape[1];
   const int64_t Kb = trans_b ? b.shape[1] : b.shape[0], N = trans_b ? b.shape[0] : b.shape[1];
   if (K != Kb) {
@@ -124,12 +140,19 @@ py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alph
                             shape_text({M, N}));
     }
   }
+  a = unaliased(std::move(a), c);
+  b = unaliased(std::move(b), c);
   float* cp = c.mutable_data();
   if (!c_obj.is_none()) {
     const ArrayIn c_in = float32_array(c_obj, op, "c", 2, "(M, N)");
     if (c_in.shape != std::vector<int64_t>{M, N})
       throw py::value_error(std::string(op) + ": c must have shape " + shape_text({M, N}));
-    if (c_in.f32() != cp) std::copy(c_in.f32(), c_in.f32() + M * N, cp);
+    // c is out itself (nothing to copy), or memory apart from it, or a view
+    // overlapping it (copied before out is written).
+    if (c_in.f32() != cp) {
+      const ArrayIn c_src = unaliased(c_in, c);
+      std::copy(c_src.f32(), c_src.f32() + M * N, cp);
+    }
   } else if (beta != 0.0f && out_obj.is_none()) {
     throw py::value_error(std::string(op) + ": beta != 0 needs c");
   }
@@ -151,7 +174,11 @@ void bind_gemm(py::module_& m) {
   m.def("linear_backward", &linear_backward, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("output_mask"));
   m.def("fma_peak_gflops", [](int threads, double seconds) {
-    if (threads < 1 || threads > 4096) throw py::value_error("fma_peak_gflops: threads must be >= 1");
+    if (threads < 1 || threads > 4096)
+      throw py::value_error("fma_peak_gflops: threads must be in [1, 4096], got " + std::to_string(threads));
+    if (!(seconds > 0.0 && seconds <= 60.0))  // also refuses NaN
+      throw py::value_error("fma_peak_gflops: seconds must be in (0, 60], got " +
+                            std::string(py::repr(py::float_(seconds))));
     py::gil_scoped_release release;
     return fastconv::fma_peak_gflops(threads, seconds);
   }, py::arg("threads"), py::arg("seconds") = 0.3,

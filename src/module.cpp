@@ -89,10 +89,20 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("n"));
   m.def("get_num_threads", &fastconv::get_num_threads);
   m.def("build_info", &build_info);
+  m.def("_contention_state", [] {
+    const fastconv::ContentionState s = fastconv::contention_state();
+    py::dict d;
+    d["solo_for_ms"] = s.solo_for_ns / 1e6;
+    d["backoff_ms"] = s.backoff_ns / 1e6;
+    d["episodes"] = s.episodes;
+    return d;
+  }, "Benchmarks and tests: whether regions run on one thread now because of contention.");
+  m.def("_set_adaptive_threads", [](bool on) { fastconv::set_adaptive_threads(on); }, py::arg("on"),
+        "Tests and benchmarks: switch the contention fallback (on by default).");
   m.def("kernel_names", &kernel_names);
   m.def("_set_isa", [](const std::string& name) {
     fastconv::Isa isa;
-    if (!fastconv::isa_from_name(name.c_str(), &isa))
+    if (!fastconv::isa_from_name(name, &isa))
       throw py::value_error("unknown ISA '" + name + "'; expected 'scalar', 'avx2' or 'avx512'");
     throw_if_error(fastconv::isa_force(isa));
   }, py::arg("name"), "Switch the kernel ISA (for tests; not while other threads run kernels).");
@@ -104,6 +114,11 @@ PYBIND11_MODULE(_core, m) {
       set_output_fill(true, value.cast<float>());
     }
   }, py::arg("value"), "Tests: pre-fill every new output with value (None: off).");
+
+  m.def("_set_interrupt_poll_ms", [](int ms) {
+    if (ms < 1 || ms > 60000) throw py::value_error("_set_interrupt_poll_ms: ms must be in [1, 60000]");
+    fastconv::set_interrupt_poll_interval_ms(ms);
+  }, py::arg("ms"), "Tests: poll for signals every ms milliseconds during an op (default 20).");
 
   m.def("_set_output_guard", [](int64_t guard) { set_output_guard(guard); }, py::arg("guard"),
         "Tests: place every new output inside guard sentinels (0: off); see args.h.");

@@ -12,7 +12,13 @@ using fastconv::Pool2dParams;
 
 // Average pooling has no dilation and max pooling no count_include_pad or
 // divisor_override: their callers pass nullptr for those. A Python None is
-// accepted only where PyTorch accepts it (stride, divisor_override).
+// accepted only where PyTorch accepts it (stride, divisor_override), and an
+// empty stride means the default too, as in PyTorch (stride=() is its "not
+// given").
+bool is_empty_sequence(py::handle obj) {
+  return (PyTuple_Check(obj.ptr()) || PyList_Check(obj.ptr())) && py::len(obj) == 0;
+}
+
 Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
                          py::handle stride, py::handle padding, const py::handle* dilation,
                          py::handle ceil_mode, const py::handle* count_include_pad,
@@ -22,7 +28,7 @@ Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py
   a.x_name = std::string(op).find("backward") != std::string::npos ? "input_shape" : "x";
   for (int i = 0; i < 4; ++i) a.x_shape[i] = x_shape[i];
   const auto k = pair_arg(kernel, op, "kernel_size");
-  const auto s = stride.is_none() ? k : pair_arg(stride, op, "stride");
+  const auto s = stride.is_none() || is_empty_sequence(stride) ? k : pair_arg(stride, op, "stride");
   const auto pa = pair_arg(padding, op, "padding");
   const auto d = dilation ? pair_arg(*dilation, op, "dilation") : std::array<int64_t, 2>{1, 1};
   for (int i = 0; i < 2; ++i) {

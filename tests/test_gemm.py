@@ -130,6 +130,39 @@ def test_sgemm_errors():
         _core.sgemm(_f32("a", 3, 4), _f32("b", 4))
 
 
+@pytest.mark.parametrize("trans", [False, True])
+def test_sgemm_out_may_alias_an_input(trans):
+    """out=a or out=b (or a view overlapping them) gives numpy.matmul's exact
+    result: the input is read from a copy, as numpy does."""
+    base_a, base_b = _f32("alias_a", 64, 64), _f32("alias_b", 64, 64)
+    want = _core.sgemm(base_a, base_b, trans_a=trans, trans_b=trans)
+    for which in ("a", "b"):
+        a, b = base_a.copy(), base_b.copy()
+        out = a if which == "a" else b
+        got = _core.sgemm(a, b, trans_a=trans, trans_b=trans, out=out)
+        assert got is out
+        np.testing.assert_array_equal(got, want, err_msg=f"out={which}")
+    # out overlapping b partially (a view one row further on), with beta and c.
+    buf = np.vstack([base_b, np.zeros((1, 64), np.float32)])
+    b, out = buf[:64], buf[1:]
+    c = _f32("alias_c", 64, 64)
+    want = _core.sgemm(base_a, base_b.copy(), c, beta=0.5)
+    np.testing.assert_array_equal(_core.sgemm(base_a, b, c, beta=0.5, out=out), want)
+    # c overlapping out partially: read before out is written.
+    buf = np.vstack([c, np.zeros((1, 64), np.float32)])
+    c_view, out = buf[:64], buf[1:]
+    want = _core.sgemm(base_a, base_b, c.copy(), beta=0.5)
+    np.testing.assert_array_equal(_core.sgemm(base_a, base_b, c_view, beta=0.5, out=out), want)
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1.0, 0.0, 61.0])
+def test_fma_peak_refuses_bad_durations(seconds):
+    with pytest.raises(ValueError, match=r"fma_peak_gflops: seconds must be in \(0, 60\]"):
+        _core.fma_peak_gflops(1, seconds)
+    with pytest.raises(ValueError, match=r"fma_peak_gflops: threads must be in \[1, 4096\]"):
+        _core.fma_peak_gflops(0, 0.01)
+
+
 def _blocking(isa):
     before = _core.build_info()["isa_active"]
     _core._set_isa(isa)

@@ -177,6 +177,22 @@ def test_max_pool_stride_defaults_to_kernel():
     assert a.shape == (1, 3, 4, 8)
     assert_identical(a, b)
     assert_identical(a, c)
+    # An empty stride is PyTorch's "not given" too.
+    assert_identical(a, fastconv.max_pool2d(x, 2, stride=()))
+    assert_identical(a, fastconv.max_pool2d(x, 2, stride=[]))
+
+
+def test_avg_pool_stride_defaults_to_kernel():
+    x = make_x(MAX_POOL_CASES[0], "normal")
+    a = fastconv.avg_pool2d(x, 2)
+    assert a.shape == (1, 3, 4, 8)
+    for stride in (None, (), [], 2, (2, 2)):
+        assert_identical(a, fastconv.avg_pool2d(x, 2, stride=stride))
+    dy = np.ones_like(a)
+    want = fastconv.avg_pool2d_backward(dy, x.shape, 2)
+    assert_identical(want, fastconv.avg_pool2d_backward(dy, x.shape, 2, stride=()))
+    for fn in (ref.avg_pool2d, ref.max_pool2d):
+        np.testing.assert_array_equal(fn(x, 2, stride=()), fn(x, 2))
 
 
 # ---------------------------------------------------------------------------

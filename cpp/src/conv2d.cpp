@@ -23,9 +23,9 @@ const char* conv_algo_name(ConvAlgo a) {
   return "?";
 }
 
-bool conv_algo_from_name(const char* s, ConvAlgo* a) {
+bool conv_algo_from_name(std::string_view s, ConvAlgo* a) {
   for (ConvAlgo c : {ConvAlgo::kAuto, ConvAlgo::kDirect, ConvAlgo::kIm2col}) {
-    if (std::strcmp(s, conv_algo_name(c)) == 0) {
+    if (s == conv_algo_name(c)) {
       *a = c;
       return true;
     }

@@ -48,9 +48,9 @@ const char* isa_name(Isa isa) {
   return "?";
 }
 
-bool isa_from_name(const char* s, Isa* isa) {
+bool isa_from_name(std::string_view s, Isa* isa) {
   for (int i = 0; i < kNumIsas; ++i) {
-    if (std::strcmp(s, isa_name(static_cast<Isa>(i))) == 0) {
+    if (s == isa_name(static_cast<Isa>(i))) {
       *isa = static_cast<Isa>(i);
       return true;
     }

@@ -216,9 +216,11 @@ BPanels b_panels(const Plan& g, const RowBlocks& rb, float* buf, int64_t jc, int
 
 Status run(const Plan& g, bool threaded) {
   if (g.M == 0 || g.N == 0) return Status::Ok();
-  threaded = threaded && get_num_threads() > 1 &&
-             static_cast<double>(g.M) * g.N * g.K >= static_cast<double>(kSerialMacs);
-  const int threads = threaded ? get_num_threads() : 1;
+  const int threads =
+      threaded && static_cast<double>(g.M) * g.N * g.K >= static_cast<double>(kSerialMacs)
+          ? team_threads()
+          : 1;
+  threaded = threads > 1;
   if (g.K == 0 || g.alpha == 0.0f) {
     return parallel_for(threaded ? ceil_div(g.M, 64) : 1, [&](int64_t t) {
       const int64_t rows = threaded ? 64 : g.M;
@@ -250,8 +252,10 @@ Status run(const Plan& g, bool threaded) {
   // columns split a thread computes on the panels it packed. After a failure
   // or an interrupt the remaining tasks do nothing: no thread leaves the
   // loops early and the barriers stay matched.
+  Team team(threads);
 #pragma omp parallel num_threads(threads) if (threads > 1)
   {
+    const TeamMember member(team);
     for (int64_t jc = 0; jc < g.N; jc += g.bl.nc) {
       const int64_t nc = std::min(g.bl.nc, g.N - jc);
       const int64_t panels = ceil_div(nc, nr);
@@ -416,8 +420,10 @@ double fma_peak_gflops(int threads, double seconds) {
   }
   std::atomic<double> flops{0.0};
   const auto t0 = Clock::now();
+  Team team(threads);
 #pragma omp parallel num_threads(threads)
   {
+    const TeamMember member(team);
     float s = 0.0f;
     const double f = kt.fma_peak_probe(iters, &s);
     double cur = flops.load();

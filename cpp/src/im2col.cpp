@@ -105,7 +105,7 @@ namespace {
 // on the choice.
 template <class Body>
 Status for_each_image(int64_t N, Body&& body) {
-  if (N >= 2 * get_num_threads()) return parallel_for(N, [&](int64_t n) { return body(n, false); });
+  if (N >= 2 * team_threads()) return parallel_for(N, [&](int64_t n) { return body(n, false); });
   for (int64_t n = 0; n < N; ++n) FASTCONV_RETURN_IF_ERROR(body(n, true));
   return Status::Ok();
 }

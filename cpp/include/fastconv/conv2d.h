@@ -5,6 +5,8 @@
 // Inputs must be C-contiguous; params must come from conv2d_make_params.
 #pragma once
 
+#include <string_view>
+
 #include "fastconv/shapes.h"
 #include "fastconv/status.h"
 
@@ -18,7 +20,8 @@ enum class ConvAlgo {
 enum class ConvPass { kForward = 0, kBackwardInput, kBackwardWeight };
 
 const char* conv_algo_name(ConvAlgo a);                // "direct", "im2col", "auto"
-bool conv_algo_from_name(const char* s, ConvAlgo* a);  // false if unknown
+// False if unknown; the whole string counts (Python strings may hold NUL).
+bool conv_algo_from_name(std::string_view s, ConvAlgo* a);
 const char* conv_pass_name(ConvPass p);                // "forward", "backward_input", ...
 
 // The algorithm kAuto resolves to for this pass and shape.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "fastconv/gemm_tile.h"
 #include "fastconv/shapes.h"
@@ -19,7 +20,7 @@ enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 constexpr int kNumIsas = 3;
 
 const char* isa_name(Isa isa);                 // "scalar", "avx2", "avx512"
-bool isa_from_name(const char* s, Isa* isa);   // false if unknown
+bool isa_from_name(std::string_view s, Isa* isa);  // false if unknown (the whole string counts)
 bool isa_compiled(Isa isa);                    // built into this binary
 bool isa_cpu_supports(Isa isa);                // this CPU (and OS) can run it
 Isa isa_detected();                            // best level compiled and supported
