@@ -964,15 +964,22 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
 
     Fused and numerically stable: ``logsumexp(z) - z[target]`` with the row
     maximum subtracted first; the gradient is ``(softmax(z) - onehot) / N``.
+    ``target`` must have an integer dtype: float labels, even whole-valued
+    ones, are a ``TypeError`` (as in PyTorch), never cast.
     """
     z = logits.data
-    t = target.data if isinstance(target, Tensor) else target
-    t = np.asarray(t)
+    if isinstance(target, Tensor):
+        raise TypeError(
+            f"cross_entropy: target must be integer class labels, got a {target.dtype} Tensor "
+            "(tensors hold floats); pass a NumPy integer array, e.g. target.numpy().astype(np.int64)"
+        )
+    t = np.asarray(target)
     if t.dtype.kind not in "iu":
-        if t.dtype.kind == "f" and np.all(t == np.round(t)):
-            t = t.astype(np.int64)
-        else:
-            raise TypeError(f"cross_entropy: target must hold integer class labels, got {t.dtype}")
+        raise TypeError(
+            f"cross_entropy: target must be integer class labels (an integer dtype such as "
+            f"int64), got {t.dtype} of shape {t.shape}; pass integer labels, e.g. "
+            "target.astype(np.int64) (as PyTorch, float class indices are refused)"
+        )
     if z.ndim != 2 or t.shape != (z.shape[0],):
         raise ValueError(
             f"cross_entropy: expected logits (N, C) and target (N,), got {z.shape} and {t.shape}"

@@ -411,7 +411,9 @@ def test_cross_entropy_is_stable_and_validates():
     ce = nn.CrossEntropyLoss()
     good = Tensor(np.zeros((2, 3)))
     assert ce(good, np.array([0, 1], dtype=np.int32)).item() == pytest.approx(math.log(3))
-    assert ce(good, Tensor([2.0, 1.0])).item() == pytest.approx(math.log(3))
+    assert ce(good, [2, 1]).item() == pytest.approx(math.log(3))
+    with pytest.raises(TypeError, match="integer class labels.*Tensor"):
+        ce(good, Tensor([2.0, 1.0]))  # tensors hold floats: never labels
     with pytest.raises(IndexError, match="out of bounds"):
         ce(good, np.array([0, 3]))
     with pytest.raises(IndexError, match="out of bounds"):
@@ -871,6 +873,23 @@ def test_to_float64_runs_on_reference():
     np.testing.assert_allclose(y64, y32, rtol=1e-4, atol=1e-5)
     net.float()
     assert net(x).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([0.0, 2.0], np.float32), np.array([0.0, 2.0]), np.array([True, False])],
+    ids=["float32", "float64", "bool"],
+)
+def test_cross_entropy_refuses_non_integer_class_indices(labels):
+    """As PyTorch: class indices must be integers; whole-valued floats are not cast."""
+    logits = Tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(
+        TypeError, match=rf"integer class labels.*{labels.dtype}.*astype\(np\.int64\)"
+    ):
+        nn.CrossEntropyLoss()(logits, labels)
+    assert nn.CrossEntropyLoss()(logits, labels.astype(np.int64)).item() == pytest.approx(
+        math.log(3)
+    )
 
 
 def test_summary_is_a_string_with_counts(capsys):
