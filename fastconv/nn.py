@@ -360,8 +360,17 @@ class Module:
         return self
 
     def to(self, dtype: Any) -> Module:
-        """Convert parameters and floating-point buffers to ``dtype`` (float32/float64)."""
+        """Convert parameters and floating-point buffers to ``dtype`` (float32/float64), in place.
+
+        The module then runs on that dtype's kernels (float32: fastconv's,
+        float64: the NumPy reference) and takes inputs of that dtype only.
+        Gradients are cleared; build optimizers after converting.
+        """
         dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(
+                f"{type(self).__name__}.to: dtype must be float32 or float64, got {dtype}"
+            )
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None:
@@ -373,10 +382,23 @@ class Module:
         return self
 
     def float(self) -> Module:
+        """``self.to(np.float32)``: run on fastconv's kernels (the default)."""
         return self.to(np.float32)
 
     def double(self) -> Module:
+        """``self.to(np.float64)``: run on the NumPy reference, in float64."""
         return self.to(np.float64)
+
+    def _dtype(self) -> np.dtype:
+        """The dtype of the first parameter (or float buffer); the default dtype if none."""
+        for _, m in self.named_modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    return p.dtype
+            for b in m._buffers.values():
+                if b is not None and b.dtype.kind == "f":
+                    return b.dtype
+        return T.get_default_dtype()
 
     # ---- state --------------------------------------------------------------
 
@@ -530,7 +552,7 @@ class Module:
         try:
             self.eval()
             with no_grad():
-                out = self(Tensor(np.zeros(shape, dtype=T.get_default_dtype())))
+                out = self(Tensor(np.zeros(shape, dtype=self._dtype())))
         finally:
             for m, prev in patched:
                 if prev is None:

@@ -372,11 +372,11 @@ def test_batchnorm_cumulative_momentum_matches_torch():
 def test_batchnorm_rejects_bad_input():
     bn = nn.BatchNorm2d(3)
     with pytest.raises(ValueError, match="3 channels"):
-        bn(Tensor(np.ones((2, 4, 3, 3))))
+        bn(Tensor(np.ones((2, 4, 3, 3), np.float32)))
     with pytest.raises(ValueError, match="more than 1 value"):
-        bn(Tensor(np.ones((1, 3, 1, 1))))
+        bn(Tensor(np.ones((1, 3, 1, 1), np.float32)))
     bn.eval()
-    assert bn(Tensor(np.ones((1, 3, 1, 1)))).shape == (1, 3, 1, 1)
+    assert bn(Tensor(np.ones((1, 3, 1, 1), np.float32))).shape == (1, 3, 1, 1)
 
 
 # --------------------------------------------------------------------------
@@ -440,7 +440,7 @@ def test_regression_losses_match_torch(name):
     np.testing.assert_allclose(at.grad, ta.grad.numpy(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(bt.grad, tb.grad.numpy(), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="shape"):
-        getattr(nn, name)()(at, np.ones(3))
+        getattr(nn, name)()(at, np.ones(3, np.float32))
 
 
 # --------------------------------------------------------------------------
@@ -652,7 +652,7 @@ def test_init_functions():
 
     assert init is init2 is nn.init
     nn.manual_seed(1)
-    w = Tensor(np.empty((256, 128, 3, 3)))
+    w = Tensor(np.empty((256, 128, 3, 3), np.float32))
     fan_in, fan_out = 128 * 9, 256 * 9
     init.kaiming_uniform_(w)
     assert np.abs(w.data).max() <= math.sqrt(6 / fan_in)
@@ -709,7 +709,7 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(1, 2, 3)
-        self.scale = nn.Parameter(np.ones(1))
+        self.scale = nn.Parameter(np.ones(1, np.float32))
         self.body = nn.Sequential(nn.ReLU(), nn.BatchNorm2d(2), nn.Flatten())
         self.head = nn.Linear(8, 3)
         self.shared = self.head  # registered twice, listed once
@@ -867,12 +867,80 @@ def test_to_float64_runs_on_reference():
     assert all(p.dtype == np.float64 for p in net.parameters())
     assert net.body[1].running_mean.dtype == np.float64
     assert net.body[1].num_batches_tracked.dtype == np.int64
-    with T.backend("reference", np.float64):
-        y64 = net(x).data
+    y64 = net(x.astype(np.float64)).data  # no switch: float64 inputs run on the reference
     assert y64.dtype == np.float64
     np.testing.assert_allclose(y64, y32, rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match=r"x is float32 but weight is float64.*\.double\(\)"):
+        net(x)  # a float32 input to a float64 model: refused, not cast
+    assert net.summary((1, 4, 4)).output_shape == (1, 3)  # summary feeds the model's dtype
+    with pytest.raises(TypeError, match="float16"):
+        net.to(np.float16)
     net.float()
     assert net(x).dtype == np.float32
+
+
+def _small_cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, groups=2),
+        nn.AvgPool2d(2, ceil_mode=True),
+        nn.Flatten(),
+        nn.Dropout(0.25),
+        nn.Linear(4, 3),
+    )
+
+
+def test_double_model_trains_in_float64():
+    """model.double() runs forward, backward and the optimizer in float64 (on the reference).
+
+    The same steps in float32 on the fast kernels stay close to it, and the
+    float64 gradient agrees with central differences of the float64 loss.
+    """
+    from fastconv import optim
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6, 1, 8, 8))
+    y = rng.integers(0, 3, 6)
+    nn.manual_seed(0)
+    m32 = _small_cnn()
+    m64 = _small_cnn().double()
+    m64.load_state_dict(m32.state_dict())
+    ce = nn.CrossEntropyLoss()
+    opts = [optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (m32, m64)]
+    for _step in range(3):
+        losses = []
+        for m, opt, xb in ((m32, opts[0], x.astype(np.float32)), (m64, opts[1], x)):
+            nn.manual_seed(5)  # the same dropout masks
+            loss = ce(m(xb), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss)
+        assert losses[0].dtype == np.float32 and losses[1].dtype == np.float64
+        assert losses[1].item() == pytest.approx(losses[0].item(), rel=1e-4)
+    for p in m64.parameters():
+        assert p.dtype == np.float64 and p.grad.dtype == np.float64
+    for b in m64.buffers():
+        assert b.dtype in (np.float64, np.int64)
+    for (k, a), b in zip(m32.state_dict().items(), m64.state_dict().values()):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4, err_msg=k)
+
+    # One gradient of the float64 model against central differences.
+    m64.eval()
+    w = m64[0].weight
+    m64.zero_grad()
+    ce(m64(x), y).backward()
+    eps, (i, j) = 1e-6, (1, 2)
+    old = w.data[0, 0, i, j]
+    w.data[0, 0, i, j] = old + eps
+    up = ce(m64(x), y).item()
+    w.data[0, 0, i, j] = old - eps
+    down = ce(m64(x), y).item()
+    w.data[0, 0, i, j] = old
+    assert w.grad[0, 0, i, j] == pytest.approx((up - down) / (2 * eps), rel=1e-6, abs=1e-9)
 
 
 @pytest.mark.parametrize(
