@@ -24,11 +24,14 @@ The IDX format: a 4-byte magic number ``0x00 0x00 <dtype code> <ndim>``, then
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import stat
+import struct
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 
@@ -92,23 +95,92 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # --------------------------------------------------------------------------
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it is a gzip file (detected by content)."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such file") from None
-    if raw[:2] != _GZIP_MAGIC:
-        if path.suffix == ".gz":
-            raise ValueError(f"{path}: named .gz but is not a gzip file (starts with {raw[:4]!r})")
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except EOFError as e:
-        raise ValueError(f"{path}: truncated gzip file ({e})") from None
-    except (OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path}: corrupt gzip file ({e})") from None
+# NumPy's limit on the number of dimensions of an array: 32 before NumPy 2, 64 since.
+_MAX_NDIM = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+
+# Data is read at most this many bytes at a time, so that a header claiming an
+# absurd size (up to 255 dimensions of 2**32 - 1) never makes a read allocate
+# more than the file really holds.
+_CHUNK = 1 << 24
+
+
+def _read_upto(f: BinaryIO, n: int) -> bytearray:
+    """Up to ``n`` bytes of ``f`` (fewer at the end of the stream), in bounded chunks."""
+    buf = bytearray()
+    while len(buf) < n:
+        part = f.read(min(n - len(buf), _CHUNK))
+        if not part:
+            break
+        buf += part
+    return buf
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """``repr(shape)``, shortened to its first and last dims when it has many."""
+    if len(shape) <= 8:
+        return repr(shape)
+    head = ", ".join(map(str, shape[:4]))
+    tail = ", ".join(map(str, shape[-2:]))
+    return f"({head}, ..., {tail}) [{len(shape)} dimensions]"
+
+
+def _parse_idx(path: Path, f: BinaryIO, data_size: int | None) -> np.ndarray:
+    """The array of an IDX stream ``f``; ``data_size`` is the stream's length if known.
+
+    All size arithmetic is on Python ints (no overflow), and the data is read
+    only once the header's size has been checked against what the file holds.
+    """
+    magic = _read_upto(f, 4)
+    if len(magic) < 4:
+        raise ValueError(f"{path}: not an IDX file: {len(magic)} bytes, shorter than the header")
+    if magic[0] != 0 or magic[1] != 0:
+        raise ValueError(
+            f"{path}: not an IDX file: bad magic number 0x{bytes(magic).hex()} "
+            "(expected 0x0000 then the dtype code and the number of dimensions)"
+        )
+    code, ndim = magic[2], magic[3]
+    if code not in _IDX_DTYPES:
+        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
+        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
+    if ndim == 0:
+        raise ValueError(f"{path}: IDX header gives 0 dimensions")
+    header = 4 + 4 * ndim
+    dims = _read_upto(f, 4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise ValueError(
+            f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
+            f"the file has {4 + len(dims)}"
+        )
+    shape = struct.unpack(f">{ndim}I", dims)  # Python ints
+    dtype = _IDX_DTYPES[code]
+    expected = math.prod(shape) * dtype.itemsize  # exact: Python ints do not overflow
+    if ndim > _MAX_NDIM:
+        raise ValueError(
+            f"{path}: IDX header has shape {_shape_text(shape)} ({expected} data bytes of "
+            f"{dtype.name}): more dimensions than NumPy's maximum of {_MAX_NDIM}"
+        )
+    if data_size is not None:
+        got = data_size - header
+        if got != expected:  # decided from the file's size, before reading any data
+            what = "truncated" if got < expected else "has trailing bytes"
+            raise ValueError(
+                f"{path}: {what}: shape {_shape_text(shape)} of {dtype.name} needs "
+                f"{expected} data bytes, the file has {got}"
+            )
+    data = _read_upto(f, expected + 1)  # one byte more than needed reveals trailing bytes
+    if len(data) != expected:
+        if len(data) < expected:
+            what, got_text = "truncated", f"the file has {len(data)}"
+        else:  # gzip: how much more would need decompressing it all; do not
+            what, got_text = "has trailing bytes", f"the file has more than {expected}"
+        raise ValueError(
+            f"{path}: {what}: shape {_shape_text(shape)} of {dtype.name} needs "
+            f"{expected} data bytes, {got_text}"
+        )
+    arr = np.frombuffer(data, dtype=dtype).reshape(shape)  # writeable: data is a bytearray
+    if not dtype.isnative:
+        arr = arr.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return arr
 
 
 def read_idx(path: PathLike) -> np.ndarray:
@@ -133,41 +205,43 @@ def read_idx(path: PathLike) -> np.ndarray:
     ValueError
         The file is damaged, naming it and the problem: a truncated or corrupt
         gzip stream, a bad magic number, an unknown dtype code, a header cut
-        short, or data shorter or longer than the dimensions say.
+        short, more dimensions than NumPy supports, or data shorter or longer
+        than the dimensions say (with the sizes, computed exactly).
+
+    Notes
+    -----
+    The header is checked against the size of the file before any data is
+    read, and data is read in bounded chunks, so a hostile header (say three
+    dimensions of 2**32 - 1) costs no more memory than the file's real
+    content. A gzipped file is decompressed only up to the size its header
+    gives, plus one byte.
     """
     path = Path(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
-        raise ValueError(f"{path}: not an IDX file: {len(data)} bytes, shorter than the header")
-    if data[0] != 0 or data[1] != 0:
-        raise ValueError(
-            f"{path}: not an IDX file: bad magic number 0x{data[:4].hex()} "
-            "(expected 0x0000 then the dtype code and the number of dimensions)"
-        )
-    code, ndim = data[2], data[3]
-    if code not in _IDX_DTYPES:
-        known = ", ".join(f"0x{c:02X}" for c in _IDX_DTYPES)
-        raise ValueError(f"{path}: unknown IDX dtype code 0x{code:02X} (known: {known})")
-    if ndim == 0:
-        raise ValueError(f"{path}: IDX header gives 0 dimensions")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise ValueError(
-            f"{path}: truncated IDX header: {ndim} dimensions need {header} bytes, "
-            f"the file has {len(data)}"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    got = len(data) - header
-    if got != expected:
-        what = "truncated" if got < expected else "has trailing bytes"
-        raise ValueError(
-            f"{path}: {what}: shape {shape} of {dtype.name} needs {expected} data bytes, "
-            f"the file has {got}"
-        )
-    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
-    return arr.astype(dtype.newbyteorder("="), copy=True)  # writeable, native order
+    try:
+        with open(path, "rb") as raw:
+            return _read_idx_file(path, raw)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+
+
+def _read_idx_file(path: Path, raw: BinaryIO) -> np.ndarray:
+    """:func:`read_idx` on the opened file: gzip detected from the first bytes."""
+    start = raw.peek(4)[:4]  # type: ignore[attr-defined]
+    if start[:2] != _GZIP_MAGIC:
+        if path.suffix == ".gz":
+            raise ValueError(
+                f"{path}: named .gz but is not a gzip file (starts with {bytes(start)!r})"
+            )
+        st = os.fstat(raw.fileno())
+        size = st.st_size if stat.S_ISREG(st.st_mode) else None  # not for a pipe
+        return _parse_idx(path, raw, size)
+    try:
+        with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+            return _parse_idx(path, f, None)  # type: ignore[arg-type]
+    except EOFError as e:
+        raise ValueError(f"{path}: truncated gzip file ({e})") from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(f"{path}: corrupt gzip file ({e})") from None
 
 
 def write_idx(path: PathLike, array: np.ndarray, compress: bool | None = None) -> Path:

@@ -11,6 +11,12 @@ Initialisation follows PyTorch's defaults (``Conv2d``/``Linear``: weights
 the bias from the same range), drawn from a module-level
 ``numpy.random.Generator``: :func:`manual_seed` makes model construction and
 dropout masks reproducible.
+
+Constructors check their arguments, so a mistake fails where the layer is
+built rather than at its first forward: ``TypeError`` for a wrong type (a float
+or a bool where an int is expected), ``ValueError`` for a bad value, each
+naming the layer, the argument and the value in the words of the functional
+API's errors (``Conv2d: stride must be in [1, 2147483647], got (-1, -1)``).
 """
 
 from __future__ import annotations
@@ -75,8 +81,99 @@ def get_rng() -> np.random.Generator:
     return _rng
 
 
-def _pair(v: IntPair) -> tuple[int, int]:
-    return (v, v) if isinstance(v, (int, np.integer)) else tuple(v)  # type: ignore[return-value]
+# --------------------------------------------------------------------------
+# Constructor argument checks
+# --------------------------------------------------------------------------
+
+#: The kernels' bound on kernel sizes, strides, paddings, dilations and groups
+#: (``kMaxParam`` in cpp/include/fastconv/shapes.h).
+_MAX_PARAM = 2**31 - 1
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+class _Args:
+    """Checks of one layer's constructor arguments, so a bad one fails where the layer is built.
+
+    Messages start with the layer's class name and otherwise use the wording
+    of the functional API's errors (``Conv2d: stride must be in [1,
+    2147483647], got (-1, -1)``): ``TypeError`` for a wrong type (a float or
+    a bool where an int is expected), ``ValueError`` for a bad value.
+    """
+
+    def __init__(self, layer: Module) -> None:
+        self.layer = type(layer).__name__
+
+    def _type(self, name: str, what: str, value: Any) -> TypeError:
+        return TypeError(
+            f"{self.layer}: {name} must be {what}, got {type(value).__name__} {value!r}"
+        )
+
+    def _int_type(self, name: str, value: Any) -> int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise self._type(name, "an int", value)
+        return int(value)
+
+    def int(self, name: str, value: Any, lo: int | None, hi: int | None = _MAX_PARAM) -> int:
+        """``value`` as a Python int in ``[lo, hi]`` (``None``: unbounded)."""
+        v = self._int_type(name, value)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rule = f"in [{lo}, {hi}]" if lo is not None and hi is not None else f">= {lo}"
+            raise ValueError(f"{self.layer}: {name} must be {rule}, got {v}")
+        return v
+
+    def pair(self, name: str, value: Any, lo: int) -> tuple[int, int]:
+        """An int or a pair of ints (tuple or list) as a pair of Python ints in ``[lo, _MAX_PARAM]``."""
+        if isinstance(value, (tuple, list)):
+            if len(value) != 2:
+                raise ValueError(
+                    f"{self.layer}: {name} must be an int or a pair of ints, got {value!r} "
+                    f"of length {len(value)}"
+                )
+            pair = (self._int_type(name, value[0]), self._int_type(name, value[1]))
+        else:
+            v = self._int_type(name, value)
+            pair = (v, v)
+        if min(pair) < lo or max(pair) > _MAX_PARAM:
+            raise ValueError(f"{self.layer}: {name} must be in [{lo}, {_MAX_PARAM}], got {pair}")
+        return pair
+
+    def bool(self, name: str, value: Any) -> bool:
+        if not isinstance(value, (bool, np.bool_)):
+            raise self._type(name, "a bool", value)
+        return bool(value)
+
+    def number(self, name: str, value: Any, ok: Any, rule: str) -> Any:
+        """A real number (not a bool) for which ``ok(value)`` holds; ``rule`` says which."""
+        if not _is_real(value):
+            raise self._type(name, "a real number", value)
+        if not ok(value):
+            raise ValueError(f"{self.layer}: {name} must be {rule}, got {value!r}")
+        return value
+
+    def choice(self, name: str, value: Any, options: tuple[str, ...]) -> str:
+        if not isinstance(value, str):
+            raise self._type(name, "a str", value)
+        if value not in options:
+            listed = ", ".join(repr(o) for o in options)
+            raise ValueError(f"{self.layer}: {name} must be one of {listed}, got {value!r}")
+        return value
+
+    def pool(self, kernel_size: Any, stride: Any, padding: Any, dilation: Any = 1) -> None:
+        """The arguments of a pooling layer: the functional API's rules, PyTorch's too."""
+        kernel = self.pair("kernel_size", kernel_size, 1)
+        if stride is not None:
+            self.pair("stride", stride, 1)
+        pad = self.pair("padding", padding, 0)
+        self.pair("dilation", dilation, 1)
+        if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
+            raise ValueError(
+                f"{self.layer}: padding {pad} must be at most half of kernel_size {kernel}"
+            )
 
 
 # --------------------------------------------------------------------------
@@ -263,8 +360,17 @@ class Module:
         return self
 
     def to(self, dtype: Any) -> Module:
-        """Convert parameters and floating-point buffers to ``dtype`` (float32/float64)."""
+        """Convert parameters and floating-point buffers to ``dtype`` (float32/float64), in place.
+
+        The module then runs on that dtype's kernels (float32: fastconv's,
+        float64: the NumPy reference) and takes inputs of that dtype only.
+        Gradients are cleared; build optimizers after converting.
+        """
         dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(
+                f"{type(self).__name__}.to: dtype must be float32 or float64, got {dtype}"
+            )
         for m in self.modules():
             for p in m._parameters.values():
                 if p is not None:
@@ -276,10 +382,23 @@ class Module:
         return self
 
     def float(self) -> Module:
+        """``self.to(np.float32)``: run on fastconv's kernels (the default)."""
         return self.to(np.float32)
 
     def double(self) -> Module:
+        """``self.to(np.float64)``: run on the NumPy reference, in float64."""
         return self.to(np.float64)
+
+    def _dtype(self) -> np.dtype:
+        """The dtype of the first parameter (or float buffer); the default dtype if none."""
+        for _, m in self.named_modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    return p.dtype
+            for b in m._buffers.values():
+                if b is not None and b.dtype.kind == "f":
+                    return b.dtype
+        return T.get_default_dtype()
 
     # ---- state --------------------------------------------------------------
 
@@ -433,7 +552,7 @@ class Module:
         try:
             self.eval()
             with no_grad():
-                out = self(Tensor(np.zeros(shape, dtype=T.get_default_dtype())))
+                out = self(Tensor(np.zeros(shape, dtype=self._dtype())))
         finally:
             for m, prev in patched:
                 if prev is None:
@@ -573,20 +692,35 @@ class Conv2d(Module):
         algo: str = "auto",
     ) -> None:
         super().__init__()
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(
-                f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must be "
-                f"divisible by groups {groups}"
-            )
+        check = _Args(self)
+        in_channels = check.int("in_channels", in_channels, 1)
+        out_channels = check.int("out_channels", out_channels, 1)
+        self.kernel_size = check.pair("kernel_size", kernel_size, 1)
+        self.stride = check.pair("stride", stride, 1)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(
+                    f"Conv2d: padding must be an int, a pair of ints, 'same' or 'valid', "
+                    f"got {padding!r}"
+                )
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError(  # PyTorch's rule (fastconv.conv2d itself would take it)
+                    "Conv2d: padding='same' is not supported for strided convolutions, "
+                    f"got stride {self.stride}"
+                )
+            self.padding: tuple[int, int] | str = padding
+        else:
+            self.padding = check.pair("padding", padding, 0)
+        self.dilation = check.pair("dilation", dilation, 1)
+        self.groups = check.int("groups", groups, 1)
+        for name, n in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if n % self.groups:
+                raise ValueError(f"Conv2d: groups={self.groups} does not divide {name}={n}")
+        bias = check.bool("bias", bias)
+        self.algo = check.choice("algo", algo, ("auto", "direct", "im2col"))
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = padding if isinstance(padding, str) else _pair(padding)
-        self.dilation = _pair(dilation)
-        self.groups = groups
-        self.algo = algo
         dtype = T.get_default_dtype()
-        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        shape = (out_channels, in_channels // self.groups, *self.kernel_size)
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.bias = Parameter(np.empty(out_channels, dtype=dtype)) if bias else None
         self.reset_parameters()
@@ -632,7 +766,10 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        check = _Args(self)
+        self.in_features = check.int("in_features", in_features, 0, None)
+        self.out_features = check.int("out_features", out_features, 0, None)
+        bias = check.bool("bias", bias)
         dtype = T.get_default_dtype()
         self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
         self.bias = Parameter(np.empty(out_features, dtype=dtype)) if bias else None
@@ -667,8 +804,10 @@ class MaxPool2d(Module):
         ceil_mode: bool = False,
     ) -> None:
         super().__init__()
+        check = _Args(self)
+        check.pool(kernel_size, stride, padding, dilation)
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
+        self.dilation, self.ceil_mode = dilation, check.bool("ceil_mode", ceil_mode)
 
     def forward(self, x: Tensor) -> Tensor:
         return T.max_pool2d(
@@ -695,8 +834,16 @@ class AvgPool2d(Module):
         divisor_override: int | None = None,
     ) -> None:
         super().__init__()
+        check = _Args(self)
+        check.pool(kernel_size, stride, padding)
+        if (
+            divisor_override is not None
+            and check.int("divisor_override", divisor_override, None, None) == 0
+        ):
+            raise ValueError("AvgPool2d: divisor_override must not be 0")
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad = ceil_mode, count_include_pad
+        self.ceil_mode = check.bool("ceil_mode", ceil_mode)
+        self.count_include_pad = check.bool("count_include_pad", count_include_pad)
         self.divisor_override = divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
@@ -772,9 +919,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout probability must be in [0, 1], got {p}")
-        self.p = p
+        self.p = _Args(self).number("p", p, lambda v: 0 <= v <= 1, "in [0, 1]")
 
     def forward(self, x: Tensor) -> Tensor:
         return T.dropout(x, self.p, _rng) if self.training else x
@@ -794,12 +939,16 @@ class _BatchNorm(Module):
         affine: bool = True,
     ) -> None:
         super().__init__()
-        self.num_features, self.eps, self.momentum, self.affine = (
-            num_features,
-            eps,
-            momentum,
-            affine,
+        check = _Args(self)
+        self.num_features = num_features = check.int("num_features", num_features, 1, None)
+        # eps > 0: with eps <= 0 a constant channel divides by sqrt(<= 0) and gives NaN.
+        self.eps = check.number("eps", eps, lambda v: 0 < v < math.inf, "finite and > 0")
+        self.momentum = (
+            None
+            if momentum is None
+            else check.number("momentum", momentum, math.isfinite, "a finite number or None")
         )
+        self.affine = affine = check.bool("affine", affine)
         dtype = T.get_default_dtype()
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
@@ -861,7 +1010,7 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
-        self.reduction = reduction
+        self.reduction = _Args(self).choice("reduction", reduction, ("mean", "sum"))
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return T.cross_entropy(input, target, self.reduction)
@@ -983,6 +1132,8 @@ def kaiming_uniform_(
     generator: Any = None,
 ) -> Any:
     """He: U(-b, b) with b = gain * sqrt(3 / fan); gain sqrt(2 / (1 + a^2)) for leaky_relu."""
+    if _array(t).size == 0:  # nothing to fill (and a zero fan); PyTorch's no-op too
+        return t
     bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity)
     return uniform_(t, -bound, bound, generator)
 
@@ -995,6 +1146,8 @@ def kaiming_normal_(
     generator: Any = None,
 ) -> Any:
     """He: N(0, std**2) with std = gain / sqrt(fan)."""
+    if _array(t).size == 0:
+        return t
     return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity), generator)
 
 

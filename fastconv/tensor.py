@@ -8,21 +8,38 @@ where an input needs none); :meth:`Tensor.backward` walks the recorded graph in
 reverse topological order, sums the gradients of tensors used several times,
 and ACCUMULATES (``+=``) into the ``.grad`` of leaves that require gradients.
 
-The convolution, pooling, linear and ReLU ops (forward and backward) call
-:mod:`fastconv.functional`, whose C++ kernels do all the numeric work; the
-other ops are one or two NumPy expressions. Every op's array work goes through
-:func:`_timed`, which is a plain call unless a :class:`fastconv.profiler.Profiler`
-is active (one global check).
+The convolution, pooling, linear and ReLU ops (forward and backward) call the
+kernels of the inputs' dtype; the other ops are one or two NumPy expressions.
+Every op's array work goes through :func:`_timed`, which is a plain call
+unless a :class:`fastconv.profiler.Profiler` is active (one global check).
 
-Backends
---------
-The fast kernels take float32 only. For float64 finite-difference checks the
-same layer code runs on :mod:`fastconv.reference` (plain NumPy, float32 and
-float64)::
+Dtypes
+------
+One rule, everywhere in the layer API (tensors, ops, modules, losses):
 
-    with fastconv.tensor.backend("reference", dtype=np.float64):
-        layer = nn.Conv2d(3, 4, 3)          # float64 parameters
-        y = layer(Tensor(x))                # reference.conv2d
+* A :class:`Tensor` keeps the dtype of a float32 or float64 NumPy array it is
+  given; Python numbers and lists become the default dtype (float32, see
+  :func:`set_default_dtype`). Any other dtype (float16, integer arrays) is a
+  ``TypeError``: convert it yourself (``a.astype(np.float32)``, or
+  ``Tensor(a, dtype=np.float32)``).
+* Each op runs on its inputs' dtype, chosen per call (there is no global
+  switch): float32 on the C++ kernels of :mod:`fastconv.functional`, float64
+  on the plain-NumPy :mod:`fastconv.reference` (same signatures), which is
+  what finite-difference gradient checks need.
+* The inputs of one op share one dtype: float32 next to float64 is a
+  ``TypeError`` naming both (convert with ``.float()`` / ``.double()`` on a
+  tensor or a module, or ``astype`` on an array). Python numbers and lists
+  given to an op next to a tensor take the tensor's dtype.
+* Class labels (:func:`cross_entropy`'s target) are integer arrays; float
+  labels are a ``TypeError`` (``labels.astype(np.int64)``).
+
+So ``model.double()`` trains in float64, on the reference::
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU()).double()
+    y = model(x.astype(np.float64))     # reference.conv2d, reference.relu
+
+:func:`backend` (``with backend("reference", np.float64):``) sets the default
+dtype for a block, so that the layers built inside have float64 parameters.
 
 Shapes use the letters N batch, C channels, H, W height and width.
 """
@@ -34,6 +51,7 @@ import functools
 import math
 from collections.abc import Iterator, Sequence
 from time import perf_counter
+from types import ModuleType
 from typing import Any, Callable, Union
 
 import numpy as np
@@ -53,6 +71,7 @@ __all__ = [
     "get_backend",
     "get_default_dtype",
     "is_grad_enabled",
+    "kernels",
     "l1_loss",
     "linear",
     "log_softmax",
@@ -73,9 +92,16 @@ __all__ = [
 # --------------------------------------------------------------------------
 
 _grad_enabled = True
-_F: Any = functional  # the module whose conv2d/max_pool2d/... the ops call
 _default_dtype = np.dtype(np.float32)
-_BACKENDS = {"fastconv": functional, "reference": reference}
+# The kernels of each dtype; every op picks its module from its inputs' dtype.
+_KERNELS = {np.dtype(np.float32): functional, np.dtype(np.float64): reference}
+# backend() names: the default dtype whose kernels the name stands for.
+_BACKEND_DTYPES = {"fastconv": np.dtype(np.float32), "reference": np.dtype(np.float64)}
+_ACCEPTED = "float32 (fast kernels) or float64 (NumPy reference)"
+_HOW_TO_CONVERT = (
+    "convert one of them: .float() / .double() on a Tensor or a Module, "
+    ".astype(np.float32) / .astype(np.float64) on an array"
+)
 
 
 def is_grad_enabled() -> bool:
@@ -123,44 +149,116 @@ class enable_grad(no_grad):
     _enabled = True
 
 
-def set_backend(name: str) -> None:
-    """Select the array functions the ops call: ``"fastconv"`` (default) or ``"reference"``."""
-    global _F
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(_BACKENDS)}")
-    _F = _BACKENDS[name]
+def kernels(dtype: Any) -> ModuleType:
+    """The module whose functions the ops run for ``dtype``.
+
+    :mod:`fastconv.functional` (C++ kernels) for float32,
+    :mod:`fastconv.reference` (plain NumPy, same signatures) for float64.
+
+    Raises
+    ------
+    TypeError
+        For any other dtype.
+    """
+    d = np.dtype(dtype)
+    if d not in _KERNELS:
+        raise TypeError(f"no kernels for dtype {d}: tensors hold {_ACCEPTED}")
+    return _KERNELS[d]
 
 
-def get_backend() -> str:
-    """The name of the active backend."""
-    return next(k for k, v in _BACKENDS.items() if v is _F)
+def _dtype_of(op: str, *named: tuple[str, Any]) -> np.dtype:
+    """The one dtype of an op's inputs, given as ``(name, tensor or array or None)``.
+
+    Raises ``TypeError`` naming both dtypes when two inputs differ (PyTorch's
+    "expected ... Double but found Float"), and for a dtype without kernels.
+    """
+    first: tuple[str, np.dtype] | None = None
+    for name, a in named:
+        if a is None:
+            continue
+        d = a.dtype
+        if first is None:
+            if d not in _KERNELS:
+                raise TypeError(f"{op}: {name} has dtype {d}; ops take {_ACCEPTED}")
+            first = (name, d)
+        elif d != first[1]:
+            raise TypeError(
+                f"{op}: {first[0]} is {first[1]} but {name} is {d}; expected one dtype for "
+                f"all inputs: {_HOW_TO_CONVERT}"
+            )
+    assert first is not None, op
+    return first[1]
+
+
+def _kernels_for(op: str, *named: tuple[str, Any]) -> ModuleType:
+    """:func:`kernels` of the inputs' common dtype (see :func:`_dtype_of`)."""
+    return _KERNELS[_dtype_of(op, *named)]
 
 
 def set_default_dtype(dtype: Any) -> None:
-    """dtype of new tensors and parameters: float32 (default) or float64 (reference backend)."""
+    """dtype of tensors made from Python numbers or lists, and of new layers' parameters.
+
+    float32 (the default) or float64; arrays keep their own dtype.
+    """
     global _default_dtype
     d = np.dtype(dtype)
-    if d not in (np.float32, np.float64):
+    if d not in _KERNELS:
         raise TypeError(f"default dtype must be float32 or float64, got {d}")
     _default_dtype = d
 
 
 def get_default_dtype() -> np.dtype:
+    """The dtype of tensors made from Python numbers or lists (float32 unless changed)."""
     return _default_dtype
+
+
+def set_backend(name: str) -> None:
+    """Set the default dtype by the name of its kernels: ``"fastconv"`` float32, ``"reference"`` float64.
+
+    Kept for compatibility: which kernels an op runs is decided per call by
+    its inputs' dtype (see the module docstring), not by this setting.
+    """
+    if name not in _BACKEND_DTYPES:
+        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(_BACKEND_DTYPES)}")
+    set_default_dtype(_BACKEND_DTYPES[name])
+
+
+def get_backend() -> str:
+    """The name of the default dtype's kernels: ``"fastconv"`` (float32) or ``"reference"``."""
+    return next(k for k, v in _BACKEND_DTYPES.items() if v == _default_dtype)
 
 
 @contextlib.contextmanager
 def backend(name: str, dtype: Any = None) -> Iterator[None]:
-    """Temporarily switch backend (and default dtype); used by the float64 gradient tests."""
-    prev_f, prev_dtype = _F, _default_dtype
-    set_backend(name)
-    if dtype is not None:
-        set_default_dtype(dtype)
+    """Temporarily set the default dtype, by name: ``"reference"`` float64, ``"fastconv"`` float32.
+
+    ``with backend("reference", np.float64):`` builds layers with float64
+    parameters and makes Python numbers float64 inside the block; the ops on
+    them then run on :mod:`fastconv.reference` because they are float64.
+    Float32 tensors still run on the fast kernels inside the block.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or a ``dtype`` that is not the name's (float32
+        always runs on the fast kernels: to run it on the reference, call
+        :mod:`fastconv.reference`'s functions directly).
+    """
+    if name not in _BACKEND_DTYPES:
+        raise ValueError(f"unknown backend {name!r}; expected one of {sorted(_BACKEND_DTYPES)}")
+    want = _BACKEND_DTYPES[name]
+    if dtype is not None and np.dtype(dtype) != want:
+        raise ValueError(
+            f"backend {name!r} is the {want} backend, got dtype {np.dtype(dtype)}: each op runs "
+            "float32 on fastconv.functional and float64 on fastconv.reference"
+        )
+    global _default_dtype
+    prev = _default_dtype
+    _default_dtype = want
     try:
         yield
     finally:
-        globals()["_F"] = prev_f
-        globals()["_default_dtype"] = prev_dtype
+        _default_dtype = prev
 
 
 def _timed(name: str, fn: Callable, *args: Any, **kwargs: Any) -> Any:
@@ -194,13 +292,20 @@ class Tensor:
     Parameters
     ----------
     data : array-like
-        Converted to a C-contiguous array of ``dtype`` (default: the default
-        dtype, float32 unless changed by :func:`backend`); no copy when it
-        already is one.
+        A float32 or float64 NumPy array keeps its dtype (no copy when it is
+        C-contiguous); Python numbers and lists become the default dtype
+        (float32 unless changed by :func:`set_default_dtype`).
     requires_grad : bool
         Whether :meth:`backward` computes ``.grad`` for this tensor.
     dtype : optional
-        float32 or float64.
+        float32 or float64: convert ``data`` to it (an explicit conversion,
+        the one way to make a tensor from, say, an integer array).
+
+    Raises
+    ------
+    TypeError
+        For an array of another dtype (float16, integers, ...) without
+        ``dtype``, or a ``dtype`` other than float32 and float64.
 
     Attributes
     ----------
@@ -217,9 +322,7 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> None:
         if isinstance(data, Tensor):
             data = data.data
-        self.data = np.asarray(data, dtype=_default_dtype if dtype is None else dtype, order="C")
-        if self.data.dtype.kind != "f":
-            raise TypeError(f"Tensor data must be floating point, got {self.data.dtype}")
+        self.data = _float_array(data, dtype)
         self.grad: np.ndarray | None = None
         self.requires_grad = bool(requires_grad)
         self._prev: tuple = ()
@@ -317,7 +420,8 @@ class Tensor:
                 )
             g = np.ones_like(self.data)
         else:
-            g = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            g = _float_array(grad.data if isinstance(grad, Tensor) else grad, like=self.dtype)
+            _dtype_of("backward", ("the tensor", self), ("grad", g))
             if g.shape != self.shape:
                 raise ValueError(f"grad has shape {g.shape}, expected {self.shape}")
 
@@ -363,9 +467,41 @@ class Tensor:
     # ---- arithmetic ---------------------------------------------------------
 
     def _other(self, other: ArrayLike) -> Tensor:
+        """The other operand of arithmetic: an array keeps its dtype (the op checks it
+        against this tensor's); numbers, NumPy scalars and lists take this tensor's."""
         if isinstance(other, Tensor):
             return other
+        if isinstance(other, np.ndarray):
+            return _wrap(_float_array(other))
         return _wrap(np.asarray(other, dtype=self.data.dtype))
+
+    # ---- dtype --------------------------------------------------------------
+
+    def to(self, dtype: Any) -> Tensor:
+        """This tensor as ``dtype`` (float32 or float64), as ``torch.Tensor.to``.
+
+        ``self`` if it already has that dtype; otherwise a converted copy in
+        the graph, whose gradient flows back converted to this tensor's dtype.
+        """
+        d = np.dtype(dtype)
+        if d not in _KERNELS:
+            raise TypeError(f"Tensor.to: dtype must be float32 or float64, got {d}")
+        if d == self.data.dtype:
+            return self
+        src = self.data.dtype
+
+        def backward(g: np.ndarray) -> tuple:
+            return (g.astype(src),)
+
+        return _make(self.data.astype(d), (self,), backward, "to")
+
+    def float(self) -> Tensor:
+        """``self.to(np.float32)``: runs on the fast kernels."""
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        """``self.to(np.float64)``: runs on the NumPy reference."""
+        return self.to(np.float64)
 
     def __add__(self, other: ArrayLike) -> Tensor:
         return _add(self, self._other(other))
@@ -533,6 +669,33 @@ class Tensor:
         return log_softmax(self, dim)
 
 
+def _float_array(data: Any, dtype: Any = None, like: np.dtype | None = None) -> np.ndarray:
+    """``data`` as a C-contiguous float32 or float64 array, by the module's dtype rule.
+
+    With ``dtype``: converted to it (explicitly asked for; float32 or float64).
+    Otherwise a NumPy array or scalar (or anything with ``__array__``) keeps
+    its dtype, which must be float32 or float64, and Python numbers and lists
+    become ``like`` (the dtype of the tensor they meet) or the default dtype.
+    """
+    if dtype is not None:
+        d = np.dtype(dtype)
+        if d not in _KERNELS:
+            raise TypeError(
+                f"Tensor data must be floating point, float32 or float64, got dtype {d}"
+            )
+        return np.asarray(data, dtype=d, order="C")
+    if isinstance(data, (np.ndarray, np.generic)) or hasattr(data, "__array__"):
+        arr = np.asarray(data, order="C")
+        if arr.dtype not in _KERNELS:
+            raise TypeError(
+                f"Tensor data must be floating point, {_ACCEPTED}; got a {arr.dtype} array. "
+                "Nothing is cast silently: convert it with .astype(np.float32) (or "
+                ".astype(np.float64)), or pass dtype="
+            )
+        return arr
+    return np.asarray(data, dtype=_default_dtype if like is None else like, order="C")
+
+
 def _wrap(data: np.ndarray) -> Tensor:
     """A leaf Tensor around ``data`` as is (no conversion, no copy)."""
     t = Tensor.__new__(Tensor)
@@ -587,6 +750,7 @@ def _unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _add(a: Tensor, b: Tensor) -> Tensor:
+    _dtype_of("add", ("input", a), ("other", b))
     sa, sb = a.shape, b.shape
 
     def backward(g: np.ndarray) -> tuple:
@@ -599,6 +763,7 @@ def _add(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _sub(a: Tensor, b: Tensor) -> Tensor:
+    _dtype_of("sub", ("input", a), ("other", b))
     sa, sb = a.shape, b.shape
 
     def backward(g: np.ndarray) -> tuple:
@@ -611,6 +776,7 @@ def _sub(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _mul(a: Tensor, b: Tensor) -> Tensor:
+    _dtype_of("mul", ("input", a), ("other", b))
     x, y = a.data, b.data
 
     def backward(g: np.ndarray) -> tuple:
@@ -627,6 +793,7 @@ def _mul(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _div(a: Tensor, b: Tensor) -> Tensor:
+    _dtype_of("div", ("input", a), ("other", b))
     x, y = a.data, b.data
     out = _timed("div.forward", np.divide, x, y)
 
@@ -649,6 +816,7 @@ def _pow_bwd(g: np.ndarray, x: np.ndarray, e: float) -> np.ndarray:
 
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
+    _dtype_of("matmul", ("input", a), ("other", b))
     x, w = a.data, b.data
 
     def backward(g: np.ndarray) -> tuple:
@@ -695,6 +863,7 @@ def cat(tensors: Sequence[Tensor], dim: int = 1) -> Tensor:
     tensors = tuple(_as_tensor(t) for t in tensors)
     if not tensors:
         raise ValueError("cat needs at least one tensor")
+    _dtype_of("cat", *((f"tensors[{i}]", t) for i, t in enumerate(tensors)))
     ax = dim % tensors[0].ndim
     splits = np.cumsum([t.shape[ax] for t in tensors])[:-1]
     y = _timed("cat.forward", np.concatenate, [t.data for t in tensors], axis=ax)
@@ -706,7 +875,8 @@ def cat(tensors: Sequence[Tensor], dim: int = 1) -> Tensor:
 
 
 # --------------------------------------------------------------------------
-# Layer ops on fastconv.functional (forward and backward are C++ kernels)
+# Layer ops on the kernels of their inputs' dtype (fastconv.functional for
+# float32, fastconv.reference for float64; forward and backward)
 # --------------------------------------------------------------------------
 
 
@@ -721,7 +891,7 @@ def conv2d(
     algo: str = "auto",
 ) -> Tensor:
     """Differentiable :func:`fastconv.conv2d`; x (N, C, H, W), weight (K, C/groups, R, S)."""
-    F = _F
+    F = _kernels_for("conv2d", ("x", x), ("weight", weight), ("bias", bias))
     xd, wd = x.data, weight.data
     y = _timed(
         "conv2d.forward",
@@ -758,7 +928,7 @@ def conv2d(
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Differentiable :func:`fastconv.linear`: ``x @ weight.T + bias``, x (..., in_features)."""
-    F = _F
+    F = _kernels_for("linear", ("x", x), ("weight", weight), ("bias", bias))
     xd, wd = x.data, weight.data
     lead = xd.shape[:-1]
     x2 = xd.reshape(-1, xd.shape[-1]) if xd.ndim != 2 else xd
@@ -787,7 +957,7 @@ def max_pool2d(
     ceil_mode: bool = False,
 ) -> Tensor:
     """Differentiable :func:`fastconv.max_pool2d`; backward routes through the saved argmax."""
-    F = _F
+    F = _kernels_for("max_pool2d", ("x", x))
     if not (_grad_enabled and x.requires_grad):
         y = _timed(
             "max_pool2d.forward",
@@ -829,7 +999,7 @@ def avg_pool2d(
     divisor_override: int | None = None,
 ) -> Tensor:
     """Differentiable :func:`fastconv.avg_pool2d`."""
-    F = _F
+    F = _kernels_for("avg_pool2d", ("x", x))
     args = (kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
     y = _timed("avg_pool2d.forward", F.avg_pool2d, x.data, *args)
     in_shape = x.shape
@@ -842,7 +1012,7 @@ def avg_pool2d(
 
 def relu(x: Tensor) -> Tensor:
     """Differentiable :func:`fastconv.relu`; the backward reads the saved output."""
-    F = _F
+    F = _kernels_for("relu", ("x", x))
     y = _timed("relu.forward", F.relu, x.data)
 
     def backward(g: np.ndarray) -> tuple:
@@ -964,15 +1134,23 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
 
     Fused and numerically stable: ``logsumexp(z) - z[target]`` with the row
     maximum subtracted first; the gradient is ``(softmax(z) - onehot) / N``.
+    ``target`` must have an integer dtype: float labels, even whole-valued
+    ones, are a ``TypeError`` (as in PyTorch), never cast.
     """
+    _dtype_of("cross_entropy", ("input", logits))
     z = logits.data
-    t = target.data if isinstance(target, Tensor) else target
-    t = np.asarray(t)
+    if isinstance(target, Tensor):
+        raise TypeError(
+            f"cross_entropy: target must be integer class labels, got a {target.dtype} Tensor "
+            "(tensors hold floats); pass a NumPy integer array, e.g. target.numpy().astype(np.int64)"
+        )
+    t = np.asarray(target)
     if t.dtype.kind not in "iu":
-        if t.dtype.kind == "f" and np.all(t == np.round(t)):
-            t = t.astype(np.int64)
-        else:
-            raise TypeError(f"cross_entropy: target must hold integer class labels, got {t.dtype}")
+        raise TypeError(
+            f"cross_entropy: target must be integer class labels (an integer dtype such as "
+            f"int64), got {t.dtype} of shape {t.shape}; pass integer labels, e.g. "
+            "target.astype(np.int64) (as PyTorch, float class indices are refused)"
+        )
     if z.ndim != 2 or t.shape != (z.shape[0],):
         raise ValueError(
             f"cross_entropy: expected logits (N, C) and target (N,), got {z.shape} and {t.shape}"
@@ -990,8 +1168,15 @@ def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tenso
     return _make(loss, (logits,), backward, "cross_entropy")
 
 
-def _target(x: Tensor, target: Any) -> Tensor:
-    t = target if isinstance(target, Tensor) else _wrap(np.asarray(target, dtype=x.dtype))
+def _target(x: Tensor, target: Any, op: str) -> Tensor:
+    """A regression target: an array keeps its dtype (which must be x's); lists take x's."""
+    if isinstance(target, Tensor):
+        t = target
+    elif isinstance(target, np.ndarray):
+        t = _wrap(_float_array(target))
+    else:
+        t = _wrap(np.asarray(target, dtype=x.dtype))
+    _dtype_of(op, ("input", x), ("target", t))
     if t.shape != x.shape:
         raise ValueError(f"loss: input shape {x.shape} and target shape {t.shape} differ")
     return t
@@ -999,7 +1184,7 @@ def _target(x: Tensor, target: Any) -> Tensor:
 
 def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """``mean((x - target)**2)`` (or the sum)."""
-    t = _target(x, target)
+    t = _target(x, target, "mse_loss")
     scale = _reduce_scale(reduction, max(x.data.size, 1))
     diff = _timed("mse_loss", np.subtract, x.data, t.data)
     loss = np.asarray(np.dot(diff.ravel(), diff.ravel()) * scale, dtype=x.dtype)
@@ -1013,7 +1198,7 @@ def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 def l1_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """``mean(|x - target|)`` (or the sum); the gradient of ``|0|`` is 0."""
-    t = _target(x, target)
+    t = _target(x, target, "l1_loss")
     scale = _reduce_scale(reduction, max(x.data.size, 1))
     diff = _timed("l1_loss", np.subtract, x.data, t.data)
     loss = np.asarray(np.abs(diff).sum() * scale, dtype=x.dtype)
@@ -1110,6 +1295,14 @@ def batch_norm(
     (``momentum`` None: cumulative average over ``num_batches_tracked``). In
     evaluation, normalise with the running statistics.
     """
+    _dtype_of(
+        "batch_norm",
+        ("x", x),
+        ("weight", weight),
+        ("bias", bias),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    )
     xd = x.data
     axes = _bn_axes(xd)
     batch_stats = training or running_mean is None

@@ -1,12 +1,15 @@
 """fastconv.Tensor: the ops' gradients against central finite differences.
 
-The gradients are checked in float64 on the reference backend
-(``fastconv.tensor.backend("reference", np.float64)``): every op's analytic
+The gradients are checked in float64, which every op runs on the NumPy
+reference (the fixture sets the default dtype with
+``fastconv.tensor.backend("reference", np.float64)``): every op's analytic
 gradient of ``sum(R * op(x))`` (R a fixed random array, so that every output
 element gets a different weight) must match ``(f(x + eps) - f(x - eps)) /
 2eps`` elementwise. The backward machinery itself (accumulation into
 ``.grad``, reuse of a tensor, graph release, ``no_grad``) and the profiler are
-tested at the end. :func:`gradcheck` is reused by test_nn.py.
+tested at the end, after the dtype rule (float32/float64 kept, kernels
+chosen per call by dtype, mixed dtypes refused). :func:`gradcheck` is reused
+by test_nn.py.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 import pytest
 
 import fastconv
-from fastconv import Tensor, no_grad, profiler
+from fastconv import Tensor, nn, no_grad, profiler, reference
 from fastconv import tensor as T
 
 # --------------------------------------------------------------------------
@@ -140,19 +143,25 @@ def test_scalar_operands(f64, op):
 
 
 def test_numpy_operands_and_dtype_kept():
-    """Arrays and NumPy scalars on either side give Tensors; float32 stays float32."""
-    a = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    """Arrays and NumPy scalars on either side give Tensors; float32 stays float32.
+
+    Scalars (Python or NumPy) take the tensor's dtype; arrays must have it.
+    """
+    a = Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3), requires_grad=True)
     assert a.dtype == np.float32
     for out in (
         np.float64(2.0) * a,
         a * np.float64(2.0),
-        np.ones(3) + a,
-        a - np.ones((2, 1)),
+        np.ones(3, np.float32) + a,
+        a - np.ones((2, 1), np.float32),
         np.float32(1) / (a + 1),
+        a + [1, 2, 3],
     ):
         assert isinstance(out, Tensor)
         assert out.dtype == np.float32
         assert out.requires_grad
+    with pytest.raises(TypeError, match="float32.*float64"):
+        np.ones(3) + a
 
 
 def test_neg_pow_exp_log(f64):
@@ -312,34 +321,159 @@ def test_composite_expression(f64):
 
 
 def test_relu_fast_matches_reference():
+    """float32 runs on the fast kernels; they agree with the reference called directly."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 4, 5, 6)).astype(np.float32)
     g = rng.standard_normal(x.shape).astype(np.float32)
-    grads = []
-    for name in ("fastconv", "reference"):
-        with T.backend(name):
-            t = Tensor(x, requires_grad=True)
-            y = t.relu()
-            y.backward(g)
-            grads.append((y.data, t.grad))
-    np.testing.assert_array_equal(grads[0][0], grads[1][0])
-    np.testing.assert_array_equal(grads[0][1], grads[1][1])
+    t = Tensor(x, requires_grad=True)
+    y = t.relu()
+    y.backward(g)
+    want = reference.relu(x)
+    np.testing.assert_array_equal(y.data, want)
+    np.testing.assert_array_equal(t.grad, reference.relu_backward(g, want))
 
 
 def test_backend_switch_and_restore():
+    """backend() sets the default dtype for a block; the ops still choose by dtype."""
     assert T.get_backend() == "fastconv" and T.get_default_dtype() == np.float32
     with T.backend("reference", np.float64):
         assert T.get_backend() == "reference"
         assert Tensor([1.0]).dtype == np.float64
+        assert nn.Linear(2, 3).weight.dtype == np.float64
+        assert Tensor(np.ones(2, np.float32)).relu().dtype == np.float32  # still fast kernels
     assert T.get_backend() == "fastconv" and T.get_default_dtype() == np.float32
+    with T.backend("reference"):
+        assert T.get_default_dtype() == np.float64
     with pytest.raises(ValueError, match="unknown backend"):
         T.set_backend("cuda")
+    with pytest.raises(ValueError, match="float32.*float64"), T.backend("reference", np.float32):
+        pass
     with pytest.raises(TypeError):
         T.set_default_dtype(np.int32)
-    # The fast kernels refuse float64 (no silent casts): the reference backend is for that.
-    x = Tensor(np.ones((1, 1, 4, 4)), dtype=np.float64)
-    with pytest.raises(TypeError):
-        x.relu()
+    T.set_backend("reference")
+    try:
+        assert T.get_default_dtype() == np.float64
+    finally:
+        T.set_backend("fastconv")
+    assert T.get_default_dtype() == np.float32
+    # float64 runs on the reference without any switch (it used to be refused).
+    x = Tensor(np.full((1, 1, 4, 4), -1.0))
+    assert x.relu().dtype == np.float64 and not x.relu().data.any()
+
+
+# --------------------------------------------------------------------------
+# One dtype rule: arrays keep float32/float64, ops dispatch per call by dtype
+# --------------------------------------------------------------------------
+
+
+def test_tensor_keeps_the_dtype_of_float_arrays():
+    f64, f32 = np.ones((2, 3)), np.ones((2, 3), np.float32)
+    assert Tensor(f64).dtype == np.float64, "float64 is kept, not cast to float32"
+    assert Tensor(f64).data is f64 and Tensor(f32).data is f32, "no copy"
+    assert Tensor(np.float64(2.0)).dtype == np.float64
+    assert Tensor(Tensor(f64)).dtype == np.float64
+    assert Tensor([1.0, 2.0]).dtype == np.float32 and Tensor(3).dtype == np.float32
+    assert T.tensor(np.arange(3), dtype=np.float32).dtype == np.float32  # explicit: converted
+    assert Tensor(f64, dtype=np.float32).dtype == np.float32
+    assert nn.Parameter(f64).dtype == np.float64
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int64, np.int32, np.uint8, np.bool_])
+def test_tensor_refuses_other_dtypes(dtype):
+    a = np.ones((2, 3), dtype)
+    with pytest.raises(
+        TypeError, match=rf"float32.*float64.*got a {np.dtype(dtype)} array.*astype"
+    ):
+        Tensor(a)
+    with pytest.raises(TypeError, match="float32"):
+        Tensor(a, dtype=dtype)
+    with pytest.raises(TypeError, match=rf"{np.dtype(dtype)}"):
+        Tensor(np.ones(3, np.float32)) + a  # not cast as an operand either
+
+
+def _spy(monkeypatch, calls, module, names):
+    for name in names:
+        fn = getattr(module, name)
+
+        def spy(*a, _fn=fn, _name=name, **k):
+            calls.append((module.__name__.rsplit(".", 1)[-1], _name))
+            return _fn(*a, **k)
+
+        monkeypatch.setattr(module, name, spy)
+
+
+def test_ops_pick_their_kernels_per_call_from_the_dtype(monkeypatch):
+    """float32 -> fastconv.functional, float64 -> fastconv.reference, call by call, no switch."""
+    from fastconv import functional
+
+    names = ["conv2d", "conv2d_backward", "linear", "linear_backward", "max_pool2d",
+             "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "relu", "relu_backward"]  # fmt: skip
+    calls: list = []
+    _spy(monkeypatch, calls, functional, names)
+    _spy(monkeypatch, calls, reference, names)
+    rng = np.random.default_rng(3)
+    for dtype, module in ((np.float64, "reference"), (np.float32, "functional")) * 2:
+        calls.clear()
+        x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(dtype), requires_grad=True)
+        w = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(dtype), requires_grad=True)
+        lw = Tensor(rng.standard_normal((5, 4)).astype(dtype), requires_grad=True)
+        h = T.avg_pool2d(T.max_pool2d(T.conv2d(x, w, padding=1).relu(), 2), 3, 1, 1)
+        y = T.linear(h.sum(axis=(2, 3)), lw)
+        assert y.dtype == dtype
+        y.sum().backward()
+        assert x.grad.dtype == w.grad.dtype == lw.grad.dtype == dtype
+        assert {m for m, _ in calls} == {module}, calls
+        assert {n for _, n in calls} == set(names)
+    with T.backend("reference", np.float64):  # the default dtype does not choose the kernels
+        calls.clear()
+        Tensor(np.ones(4, np.float32)).relu()
+        assert calls == [("functional", "relu")]
+
+
+def _mixed_ops():
+    a32 = Tensor(np.ones((2, 2, 4, 4), np.float32), requires_grad=True)
+    a64 = Tensor(np.ones((2, 2, 4, 4)), requires_grad=True)
+    w64 = Tensor(np.ones((3, 2, 3, 3)))
+    m32, m64 = Tensor(np.ones((3, 4), np.float32)), Tensor(np.ones((4, 5)))
+    return {
+        "conv2d": lambda: T.conv2d(a32, w64),
+        "conv2d-bias": lambda: T.conv2d(a64, w64, Tensor(np.ones(3, np.float32))),
+        "linear": lambda: T.linear(m32, Tensor(np.ones((5, 4)))),
+        "add": lambda: a32 + a64,
+        "sub-array": lambda: a32 - np.ones((2, 2, 4, 4)),
+        "mul": lambda: a64 * a32,
+        "div": lambda: a32 / a64,
+        "matmul": lambda: m32 @ m64,
+        "cat": lambda: T.cat([a32, a64]),
+        "mse_loss": lambda: T.mse_loss(a32, np.zeros((2, 2, 4, 4))),
+        "l1_loss": lambda: T.l1_loss(a64, a32),
+        "batch_norm": lambda: T.batch_norm(a32, np.zeros(2), np.ones(2)),
+        "backward": lambda: (a32 * 2.0).backward(np.ones((2, 2, 4, 4))),
+    }
+
+
+@pytest.mark.parametrize("op", list(_mixed_ops()))
+def test_mixed_float_dtypes_raise_type_error_naming_both(op):
+    with pytest.raises(TypeError) as info:
+        _mixed_ops()[op]()
+    msg = str(info.value)
+    assert op.split("-")[0] in msg and "float32" in msg and "float64" in msg, msg
+    assert ".float()" in msg and ".double()" in msg and "astype" in msg, msg
+
+
+def test_tensor_float_and_double_convert_in_the_graph():
+    x = Tensor(np.array([1.0, -2.0, 3.0], np.float32), requires_grad=True)
+    assert x.float() is x and x.to(np.float32) is x
+    d = x.double()
+    assert d.dtype == np.float64 and d.requires_grad and d.data[1] == -2.0
+    (d * d).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_array_equal(x.grad, [2.0, -4.0, 6.0])
+    assert d.float().dtype == np.float32
+    with pytest.raises(TypeError, match="float16"):
+        x.to(np.float16)
+    with no_grad():
+        assert not x.double().requires_grad
 
 
 # --------------------------------------------------------------------------
@@ -363,13 +497,13 @@ def test_gradients_accumulate_into_leaves():
 def test_tensor_used_several_times():
     x = Tensor([2.0, -1.0], requires_grad=True)
     y = x * x + x * 3.0 - x / 2.0  # dy/dx = 2x + 2.5
-    y.backward(np.ones(2))
+    y.backward([1.0, 1.0])  # a list takes the tensor's dtype
     np.testing.assert_allclose(x.grad, [6.5, 0.5])
 
 
 def test_leaf_grad_does_not_alias_upstream_gradient():
-    x = Tensor(np.ones(3), requires_grad=True)
-    y = Tensor(np.ones(3), requires_grad=True)
+    x = Tensor(np.ones(3, np.float32), requires_grad=True)
+    y = Tensor(np.ones(3, np.float32), requires_grad=True)
     out = x + y
     g = np.ones(3, dtype=np.float32)
     out.backward(g)
@@ -457,7 +591,7 @@ def test_tensor_basics():
         np.exp(t)  # NumPy functions do not silently drop the graph
     f32 = np.ones((2, 3), np.float32)
     assert Tensor(f32).data is f32, "no copy of a float32 C-contiguous array"
-    assert Tensor(np.ones((2, 3))).dtype == np.float32, "float64 input is converted"
+    assert Tensor(np.ones((2, 3))).dtype == np.float64, "float64 input is kept"
 
 
 # --------------------------------------------------------------------------

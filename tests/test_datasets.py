@@ -149,6 +149,79 @@ def test_damaged_file_raises_value_error(tmp_path, case):
     assert str(path) in str(info.value)
 
 
+def _header(dims, code=0x08) -> bytes:
+    return struct.pack(">BBBB", 0, 0, code, len(dims)) + struct.pack(f">{len(dims)}I", *dims)
+
+
+# (dims, data, what the message must say besides the file name): every size is
+# exact (Python ints); NumPy's int64 gave -25769803773 and 0 for the first two.
+HOSTILE_HEADERS = {
+    "3_dims_near_2**32": (
+        (2**32 - 1, 2**32 - 1, 3),
+        b"",
+        (
+            rf"truncated: shape \(4294967295, 4294967295, 3\) of uint8 needs "
+            rf"{(2**32 - 1) ** 2 * 3} data bytes, the file has 0"
+        ),
+    ),
+    "4_dims_of_65536": (
+        (65536,) * 4,
+        b"",
+        (
+            rf"truncated: shape \(65536, 65536, 65536, 65536\) of uint8 needs {2**64} "
+            "data bytes, the file has 0"
+        ),
+    ),
+    "4_dims_of_65536_int32": (
+        (65536,) * 4,
+        b"\x00" * 8,
+        rf"truncated: .* of int32 needs {2**66} data bytes, the file has 8",
+    ),
+    "255_dims_of_2": ((2,) * 255, b"", rf"255 dimensions.*{2**255} data bytes.*maximum of"),
+    "255_dims_of_1": ((1,) * 255, b"\x07", r"255 dimensions.*1 data bytes.*maximum of"),
+}
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+@pytest.mark.parametrize("case", list(HOSTILE_HEADERS))
+def test_hostile_header_names_file_and_exact_sizes(tmp_path, case, gz):
+    dims, data, message = HOSTILE_HEADERS[case]
+    code = 0x0C if case.endswith("int32") else 0x08
+    raw = _header(dims, code) + data
+    path = tmp_path / f"{case}.idx"
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    with pytest.raises(ValueError, match=message) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+    assert "-" not in str(info.value).replace(str(tmp_path), ""), "no negative (overflowed) size"
+
+
+def test_hostile_header_allocates_nothing_absurd(tmp_path):
+    """Reading is bounded by what the header says and what the file holds.
+
+    A header claiming ~5e19 bytes must not make anything allocate them, and a
+    gzipped file whose header says 10 bytes but which inflates to 32 MiB is
+    refused after decompressing only what the header promised (plus a byte),
+    not the whole stream.
+    """
+    import tracemalloc
+
+    huge = tmp_path / "huge.idx"
+    huge.write_bytes(_header((2**32 - 1, 2**32 - 1, 3)) + bytes(1000))
+    bomb = tmp_path / "bomb.idx.gz"
+    bomb.write_bytes(gzip.compress(_header((10,)) + bytes(32 << 20), compresslevel=1))
+    for path, message in ((huge, "truncated"), (bomb, "has trailing bytes")):
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match=message) as info:
+                read_idx(path)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert str(path) in str(info.value)
+        assert peak < 4 << 20, f"{path.name}: peak {peak} bytes while reading"
+
+
 def test_gz_name_without_gzip_content(tmp_path):
     path = tmp_path / "x.gz"
     path.write_bytes(GOOD)

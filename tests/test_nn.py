@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import math
+import re
+from functools import partial
 
 import numpy as np
 import pytest
@@ -370,11 +372,11 @@ def test_batchnorm_cumulative_momentum_matches_torch():
 def test_batchnorm_rejects_bad_input():
     bn = nn.BatchNorm2d(3)
     with pytest.raises(ValueError, match="3 channels"):
-        bn(Tensor(np.ones((2, 4, 3, 3))))
+        bn(Tensor(np.ones((2, 4, 3, 3), np.float32)))
     with pytest.raises(ValueError, match="more than 1 value"):
-        bn(Tensor(np.ones((1, 3, 1, 1))))
+        bn(Tensor(np.ones((1, 3, 1, 1), np.float32)))
     bn.eval()
-    assert bn(Tensor(np.ones((1, 3, 1, 1)))).shape == (1, 3, 1, 1)
+    assert bn(Tensor(np.ones((1, 3, 1, 1), np.float32))).shape == (1, 3, 1, 1)
 
 
 # --------------------------------------------------------------------------
@@ -409,7 +411,9 @@ def test_cross_entropy_is_stable_and_validates():
     ce = nn.CrossEntropyLoss()
     good = Tensor(np.zeros((2, 3)))
     assert ce(good, np.array([0, 1], dtype=np.int32)).item() == pytest.approx(math.log(3))
-    assert ce(good, Tensor([2.0, 1.0])).item() == pytest.approx(math.log(3))
+    assert ce(good, [2, 1]).item() == pytest.approx(math.log(3))
+    with pytest.raises(TypeError, match="integer class labels.*Tensor"):
+        ce(good, Tensor([2.0, 1.0]))  # tensors hold floats: never labels
     with pytest.raises(IndexError, match="out of bounds"):
         ce(good, np.array([0, 3]))
     with pytest.raises(IndexError, match="out of bounds"):
@@ -436,7 +440,7 @@ def test_regression_losses_match_torch(name):
     np.testing.assert_allclose(at.grad, ta.grad.numpy(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(bt.grad, tb.grad.numpy(), rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="shape"):
-        getattr(nn, name)()(at, np.ones(3))
+        getattr(nn, name)()(at, np.ones(3, np.float32))
 
 
 # --------------------------------------------------------------------------
@@ -464,6 +468,146 @@ def test_dropout_train_and_eval():
     assert np.all(nn.Dropout(1.0)(x).data == 0)
     with pytest.raises(ValueError):
         nn.Dropout(1.5)
+
+
+# --------------------------------------------------------------------------
+# Constructor arguments: checked when the layer is built, not at forward
+# --------------------------------------------------------------------------
+
+BIG = r"\[1, 2147483647\]"
+
+# (id, constructor, exception, the whole message as a regex)
+BAD_LAYER_ARGS = [
+    ("conv-kernel-0", lambda: nn.Conv2d(3, 4, 0), ValueError,
+     rf"Conv2d: kernel_size must be in {BIG}, got \(0, 0\)"),
+    ("conv-kernel-float", lambda: nn.Conv2d(3, 4, 2.0), TypeError,
+     r"Conv2d: kernel_size must be an int, got float 2.0"),
+    ("conv-kernel-bool", lambda: nn.Conv2d(3, 4, True), TypeError,
+     r"Conv2d: kernel_size must be an int, got bool True"),
+    ("conv-kernel-3d", lambda: nn.Conv2d(3, 4, (3, 3, 3)), ValueError,
+     r"Conv2d: kernel_size must be an int or a pair of ints, got \(3, 3, 3\) of length 3"),
+    ("conv-in-0", lambda: nn.Conv2d(0, 4, 3), ValueError,
+     rf"Conv2d: in_channels must be in {BIG}, got 0"),
+    ("conv-out-float", lambda: nn.Conv2d(3, 4.0, 3), TypeError,
+     r"Conv2d: out_channels must be an int, got float 4.0"),
+    ("conv-stride-neg", lambda: nn.Conv2d(3, 4, 3, stride=-1), ValueError,
+     rf"Conv2d: stride must be in {BIG}, got \(-1, -1\)"),
+    ("conv-stride-0-in-pair", lambda: nn.Conv2d(3, 4, 3, stride=[1, 0]), ValueError,
+     rf"Conv2d: stride must be in {BIG}, got \(1, 0\)"),
+    ("conv-padding-neg", lambda: nn.Conv2d(3, 4, 3, padding=-1), ValueError,
+     r"Conv2d: padding must be in \[0, 2147483647\], got \(-1, -1\)"),
+    ("conv-padding-str", lambda: nn.Conv2d(3, 4, 3, padding="full"), ValueError,
+     r"Conv2d: padding must be an int, a pair of ints, 'same' or 'valid', got 'full'"),
+    ("conv-same-strided", lambda: nn.Conv2d(3, 4, 3, stride=(1, 2), padding="same"), ValueError,
+     r"Conv2d: padding='same' is not supported for strided convolutions, got stride \(1, 2\)"),
+    ("conv-dilation-0", lambda: nn.Conv2d(3, 4, 3, dilation=0), ValueError,
+     rf"Conv2d: dilation must be in {BIG}, got \(0, 0\)"),
+    ("conv-groups-0", lambda: nn.Conv2d(3, 3, 3, groups=0), ValueError,
+     rf"Conv2d: groups must be in {BIG}, got 0"),
+    ("conv-groups-bool", lambda: nn.Conv2d(3, 3, 3, groups=True), TypeError,
+     r"Conv2d: groups must be an int, got bool True"),
+    ("conv-groups-in", lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError,
+     r"Conv2d: groups=2 does not divide in_channels=3"),
+    ("conv-groups-out", lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError,
+     r"Conv2d: groups=4 does not divide out_channels=6"),
+    ("conv-bias-int", lambda: nn.Conv2d(3, 4, 3, bias=1), TypeError,
+     r"Conv2d: bias must be a bool, got int 1"),
+    ("conv-algo", lambda: nn.Conv2d(3, 4, 3, algo="fft"), ValueError,
+     r"Conv2d: algo must be one of 'auto', 'direct', 'im2col', got 'fft'"),
+    ("maxpool-kernel-0", lambda: nn.MaxPool2d(0), ValueError,
+     rf"MaxPool2d: kernel_size must be in {BIG}, got \(0, 0\)"),
+    ("maxpool-stride-0", lambda: nn.MaxPool2d(2, stride=0), ValueError,
+     rf"MaxPool2d: stride must be in {BIG}, got \(0, 0\)"),
+    ("maxpool-padding-half", lambda: nn.MaxPool2d(3, padding=2), ValueError,
+     r"MaxPool2d: padding \(2, 2\) must be at most half of kernel_size \(3, 3\)"),
+    ("maxpool-dilation-0", lambda: nn.MaxPool2d(2, dilation=(0, 1)), ValueError,
+     rf"MaxPool2d: dilation must be in {BIG}, got \(0, 1\)"),
+    ("maxpool-ceil-int", lambda: nn.MaxPool2d(2, ceil_mode=1), TypeError,
+     r"MaxPool2d: ceil_mode must be a bool, got int 1"),
+    ("avgpool-kernel-float", lambda: nn.AvgPool2d(2.5), TypeError,
+     r"AvgPool2d: kernel_size must be an int, got float 2.5"),
+    ("avgpool-padding-neg", lambda: nn.AvgPool2d(2, padding=-1), ValueError,
+     r"AvgPool2d: padding must be in \[0, 2147483647\], got \(-1, -1\)"),
+    ("avgpool-divisor-0", lambda: nn.AvgPool2d(2, divisor_override=0), ValueError,
+     r"AvgPool2d: divisor_override must not be 0"),
+    ("linear-neg", lambda: nn.Linear(-1, 3), ValueError,
+     r"Linear: in_features must be >= 0, got -1"),
+    ("linear-float", lambda: nn.Linear(3, 2.0), TypeError,
+     r"Linear: out_features must be an int, got float 2.0"),
+    ("batchnorm-0", lambda: nn.BatchNorm2d(0), ValueError,
+     r"BatchNorm2d: num_features must be >= 1, got 0"),
+    ("batchnorm-eps-neg", lambda: nn.BatchNorm2d(10, eps=-1.0), ValueError,
+     r"BatchNorm2d: eps must be finite and > 0, got -1.0"),
+    ("batchnorm-eps-0", lambda: nn.BatchNorm1d(10, eps=0.0), ValueError,
+     r"BatchNorm1d: eps must be finite and > 0, got 0.0"),
+    ("batchnorm-eps-str", lambda: nn.BatchNorm2d(10, eps="1e-5"), TypeError,
+     r"BatchNorm2d: eps must be a real number, got str '1e-5'"),
+    ("dropout-high", lambda: nn.Dropout(1.5), ValueError, r"Dropout: p must be in \[0, 1\], got 1.5"),
+    ("dropout-nan", lambda: nn.Dropout(float("nan")), ValueError,
+     r"Dropout: p must be in \[0, 1\], got nan"),
+    ("dropout-bool", lambda: nn.Dropout(True), TypeError,
+     r"Dropout: p must be a real number, got bool True"),
+    ("crossentropy-reduction", lambda: nn.CrossEntropyLoss("none"), ValueError,
+     r"CrossEntropyLoss: reduction must be one of 'mean', 'sum', got 'none'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "build, error, message", [c[1:] for c in BAD_LAYER_ARGS], ids=[c[0] for c in BAD_LAYER_ARGS]
+)
+def test_layer_constructors_reject_bad_arguments(build, error, message):
+    with pytest.raises(error) as info:
+        build()
+    assert info.type is error  # not a subclass such as ZeroDivisionError
+    assert re.fullmatch(message, str(info.value)), str(info.value)
+
+
+# (layer, functional op, the same mistake as keyword arguments of both)
+CONV_X, CONV_W = np.zeros((1, 3, 8, 8), np.float32), np.zeros((4, 3, 3, 3), np.float32)
+SAME_MISTAKES = [
+    ("Conv2d", "conv2d", {"stride": -1}),
+    ("Conv2d", "conv2d", {"padding": (0, -2)}),
+    ("Conv2d", "conv2d", {"dilation": 1.0}),
+    ("Conv2d", "conv2d", {"groups": 0}),
+    ("Conv2d", "conv2d", {"stride": (1, 1, 1)}),
+    ("Conv2d", "conv2d", {"algo": "gemm"}),
+    ("MaxPool2d", "max_pool2d", {"kernel_size": 0}),
+    ("MaxPool2d", "max_pool2d", {"kernel_size": 2, "padding": 2}),
+    ("MaxPool2d", "max_pool2d", {"kernel_size": 2, "stride": False}),
+    ("AvgPool2d", "avg_pool2d", {"kernel_size": (2, -2)}),
+    ("AvgPool2d", "avg_pool2d", {"kernel_size": 2, "divisor_override": 2.0}),
+]
+
+
+@pytest.mark.parametrize(
+    "layer, op, kw",
+    SAME_MISTAKES,
+    ids=[f"{c[0]}-" + ",".join(f"{k}={v}" for k, v in c[2].items()) for c in SAME_MISTAKES],
+)
+def test_layer_errors_word_the_functional_errors(layer, op, kw):
+    """A layer refuses what the functional op refuses, with the op's message under its name."""
+    if op == "conv2d":
+        call, build = partial(fastconv.conv2d, CONV_X, CONV_W), partial(nn.Conv2d, 3, 4, 3)
+    else:
+        call, build = partial(getattr(fastconv, op), CONV_X), getattr(nn, layer)
+    with pytest.raises((TypeError, ValueError)) as functional_error:
+        call(**kw)
+    with pytest.raises(functional_error.type) as layer_error:
+        build(**kw)
+    assert str(layer_error.value) == str(functional_error.value).replace(f"{op}:", f"{layer}:", 1)
+
+
+def test_layer_constructors_accept_what_pytorch_does():
+    conv = nn.Conv2d(np.int64(4), 6, np.int32(3), stride=[1, np.int64(2)], groups=2, bias=np.True_)
+    assert conv.kernel_size == (3, 3) and conv.stride == (1, 2) and conv.groups == 2
+    assert all(type(v) is int for v in (*conv.kernel_size, *conv.stride, conv.in_channels))
+    assert nn.Conv2d(3, 4, 3, padding="same", stride=(1, 1)).padding == "same"
+    assert nn.Conv2d(3, 4, 3, padding="valid", stride=2).padding == "valid"
+    assert nn.MaxPool2d(3, None, 1).stride is None and nn.AvgPool2d(2, divisor_override=-3)
+    assert nn.Linear(0, 3)(np.zeros((2, 0), np.float32)).shape == (2, 3)  # as torch: zero fan_in
+    assert nn.Linear(3, 0)(np.zeros((2, 3), np.float32)).shape == (2, 0)
+    assert nn.Dropout(0).p == 0 and nn.Dropout(1).p == 1
+    assert nn.BatchNorm2d(1, eps=1e-3, momentum=None).momentum is None
 
 
 # --------------------------------------------------------------------------
@@ -508,7 +652,7 @@ def test_init_functions():
 
     assert init is init2 is nn.init
     nn.manual_seed(1)
-    w = Tensor(np.empty((256, 128, 3, 3)))
+    w = Tensor(np.empty((256, 128, 3, 3), np.float32))
     fan_in, fan_out = 128 * 9, 256 * 9
     init.kaiming_uniform_(w)
     assert np.abs(w.data).max() <= math.sqrt(6 / fan_in)
@@ -565,7 +709,7 @@ class Net(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(1, 2, 3)
-        self.scale = nn.Parameter(np.ones(1))
+        self.scale = nn.Parameter(np.ones(1, np.float32))
         self.body = nn.Sequential(nn.ReLU(), nn.BatchNorm2d(2), nn.Flatten())
         self.head = nn.Linear(8, 3)
         self.shared = self.head  # registered twice, listed once
@@ -723,12 +867,97 @@ def test_to_float64_runs_on_reference():
     assert all(p.dtype == np.float64 for p in net.parameters())
     assert net.body[1].running_mean.dtype == np.float64
     assert net.body[1].num_batches_tracked.dtype == np.int64
-    with T.backend("reference", np.float64):
-        y64 = net(x).data
+    y64 = net(x.astype(np.float64)).data  # no switch: float64 inputs run on the reference
     assert y64.dtype == np.float64
     np.testing.assert_allclose(y64, y32, rtol=1e-4, atol=1e-5)
+    with pytest.raises(TypeError, match=r"x is float32 but weight is float64.*\.double\(\)"):
+        net(x)  # a float32 input to a float64 model: refused, not cast
+    assert net.summary((1, 4, 4)).output_shape == (1, 3)  # summary feeds the model's dtype
+    with pytest.raises(TypeError, match="float16"):
+        net.to(np.float16)
     net.float()
     assert net(x).dtype == np.float32
+
+
+def _small_cnn():
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, groups=2),
+        nn.AvgPool2d(2, ceil_mode=True),
+        nn.Flatten(),
+        nn.Dropout(0.25),
+        nn.Linear(4, 3),
+    )
+
+
+def test_double_model_trains_in_float64():
+    """model.double() runs forward, backward and the optimizer in float64 (on the reference).
+
+    The same steps in float32 on the fast kernels stay close to it, and the
+    float64 gradient agrees with central differences of the float64 loss.
+    """
+    from fastconv import optim
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((6, 1, 8, 8))
+    y = rng.integers(0, 3, 6)
+    nn.manual_seed(0)
+    m32 = _small_cnn()
+    m64 = _small_cnn().double()
+    m64.load_state_dict(m32.state_dict())
+    ce = nn.CrossEntropyLoss()
+    opts = [optim.SGD(m.parameters(), lr=0.1, momentum=0.9) for m in (m32, m64)]
+    for _step in range(3):
+        losses = []
+        for m, opt, xb in ((m32, opts[0], x.astype(np.float32)), (m64, opts[1], x)):
+            nn.manual_seed(5)  # the same dropout masks
+            loss = ce(m(xb), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss)
+        assert losses[0].dtype == np.float32 and losses[1].dtype == np.float64
+        assert losses[1].item() == pytest.approx(losses[0].item(), rel=1e-4)
+    for p in m64.parameters():
+        assert p.dtype == np.float64 and p.grad.dtype == np.float64
+    for b in m64.buffers():
+        assert b.dtype in (np.float64, np.int64)
+    for (k, a), b in zip(m32.state_dict().items(), m64.state_dict().values()):
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4, err_msg=k)
+
+    # One gradient of the float64 model against central differences.
+    m64.eval()
+    w = m64[0].weight
+    m64.zero_grad()
+    ce(m64(x), y).backward()
+    eps, (i, j) = 1e-6, (1, 2)
+    old = w.data[0, 0, i, j]
+    w.data[0, 0, i, j] = old + eps
+    up = ce(m64(x), y).item()
+    w.data[0, 0, i, j] = old - eps
+    down = ce(m64(x), y).item()
+    w.data[0, 0, i, j] = old
+    assert w.grad[0, 0, i, j] == pytest.approx((up - down) / (2 * eps), rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [np.array([0.0, 2.0], np.float32), np.array([0.0, 2.0]), np.array([True, False])],
+    ids=["float32", "float64", "bool"],
+)
+def test_cross_entropy_refuses_non_integer_class_indices(labels):
+    """As PyTorch: class indices must be integers; whole-valued floats are not cast."""
+    logits = Tensor(np.zeros((2, 3), np.float32), requires_grad=True)
+    with pytest.raises(
+        TypeError, match=rf"integer class labels.*{labels.dtype}.*astype\(np\.int64\)"
+    ):
+        nn.CrossEntropyLoss()(logits, labels)
+    assert nn.CrossEntropyLoss()(logits, labels.astype(np.int64)).item() == pytest.approx(
+        math.log(3)
+    )
 
 
 def test_summary_is_a_string_with_counts(capsys):

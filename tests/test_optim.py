@@ -187,7 +187,7 @@ def test_minimises_a_quadratic():
         ("RMSprop", {"lr": 0.01}),
         ("Adagrad", {"lr": 0.5}),
     ]:
-        w = nn.Parameter(np.zeros(3))
+        w = nn.Parameter(np.zeros(3, np.float32))
         opt = getattr(optim, name)([w], **kw)
         for _ in range(500):
             opt.zero_grad()
