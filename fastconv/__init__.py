@@ -7,7 +7,36 @@ Functional API (float32, NCHW): :func:`conv2d`, :func:`conv2d_backward`,
 NumPy (float32 or float64) are in :mod:`fastconv.reference`.
 """
 
-from . import _core, models, nn, optim, profiler, reference
+import os as _os
+
+
+def _load_core():
+    """Import the extension, with GNU OpenMP's idle spin cut to ~0.3 ms.
+
+    libgomp's threads spin for 300,000 pauses (~4 ms here) before they sleep,
+    after every parallel region and at every barrier. On a machine with few
+    cores that spinning takes a core from the next op's own threads, from
+    the calling thread's Python code, and from other processes. libgomp reads
+    GOMP_SPINCOUNT once, when it is loaded (by this import, unless another
+    module loaded it first); the variable is removed again right after, so
+    subprocesses and OpenMP runtimes loaded later do not see it. A user's
+    own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+    """
+    env = _os.environ
+    if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
+        from . import _core
+    else:
+        env["GOMP_SPINCOUNT"] = "20000"
+        try:
+            from . import _core
+        finally:
+            del env["GOMP_SPINCOUNT"]
+    return _core
+
+
+_core = _load_core()
+
+from . import models, nn, optim, profiler, reference  # noqa: E402
 from ._config import get_num_threads, set_num_threads, show_config
 from .functional import (
     avg_pool2d,
