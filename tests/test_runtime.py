@@ -422,3 +422,25 @@ def test_contention_falls_back_to_one_thread(adaptive):
         assert out["solo"] and out["episodes"] >= 1, out
     else:
         assert not out["solo"] and out["episodes"] == 0, out
+
+
+def test_import_leaves_the_environment_alone():
+    """fastconv shortens GNU OpenMP's idle spin while its extension loads
+    (GOMP_SPINCOUNT), then removes the variable; a user's own setting stays."""
+    script = textwrap.dedent(
+        r"""
+        import json, os
+        import fastconv
+        print(json.dumps({"GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT")}))
+        """
+    )
+    assert _run_child(script) == [{"GOMP_SPINCOUNT": None}]
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=CHILD_CWD,
+        env=child_env(GOMP_SPINCOUNT="5"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(proc.stdout) == {"GOMP_SPINCOUNT": "5"}, proc.stderr
