@@ -194,9 +194,13 @@ Team::Team(int threads) : threads_(threads < 1 ? 1 : threads), start_ns_(0) {
 
 Team::~Team() {
   if (threads_ <= 1 || !g_adaptive.load(std::memory_order_relaxed)) return;
-  // Contended when two of the last three team regions stalled: one stall
-  // alone happens on a quiet machine too (a timer interrupt, the hypervisor).
-  const bool stalled = worst_wait_ns_.load() > kContendedNs;
+  // A region stalled when a member waited for a core more than kContendedNs
+  // and more than 1/8 of the region (a long region on a quiet machine sees a
+  // millisecond of kernel threads and hypervisor now and then). Contended
+  // when two of the last three team regions stalled: one stall alone happens
+  // on a quiet machine too.
+  const int64_t wait = worst_wait_ns_.load();
+  const bool stalled = wait > kContendedNs && wait > (now_ns() - start_ns_) / 8;
   uint32_t recent = g_recent_stalls.load(std::memory_order_relaxed);
   recent = ((recent << 1) | (stalled ? 1u : 0u)) & 7u;
   g_recent_stalls.store(recent, std::memory_order_relaxed);

@@ -47,7 +47,8 @@ const char* openmp_runtime();   // "libgomp", "openmp" or "none"
 // for whole scheduler slices. Each member reports how long it waited for a
 // core, runnable but not running (the kernel's run-queue delay of the thread,
 // /proc/thread-self/schedstat, since it left its last region); when that
-// exceeds kContendedNs in two of the last three regions, regions run on one
+// exceeds kContendedNs and 1/8 of the region in two of the last three
+// regions, regions run on one
 // thread for a while (50 ms, doubling up to 1 s while the condition lasts).
 // That is always correct: results never depend on the thread count.
 constexpr int64_t kContendedNs = 500000;
