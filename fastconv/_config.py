@@ -54,9 +54,10 @@ def show_config() -> dict[str, Any]:
     for p in _CONV_PASSES:
         k[f"conv2d_{p} (algo='direct')"] = f"conv2d_{p}_direct__{isa}"
         k[f"conv2d_{p} (algo='im2col')"] = f"im2col + {gemm}"
+        k[f"conv2d_{p} (algo='implicit')"] = f"implicit + {gemm}"
     k["conv2d_backward_bias"] = f"conv2d_backward_bias__{isa}"
     k["conv2d (algo='auto')"] = (
-        "im2col when K/groups >= 4, else direct "
+        "per pass and shape: direct when K/groups < 4, else im2col or implicit "
         "(fastconv._core.conv2d_choose_algo gives the choice for a shape)"
     )
     for op in (

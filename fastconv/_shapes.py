@@ -23,6 +23,10 @@ Suites
 ``lenet5``
     LeNet-5 at batch 128: input 1x32x32, C1 6 5x5 (28), avg-pool 2x2/2 (14),
     C2 16 5x5 (10), avg-pool (5), C3 120 5x5 (1), FC 120->84, FC 84->10.
+``vgg``
+    One VGG-style 3x3 layer at batch 16: 64->64 channels, 56x56, padding 1.
+``resnet``
+    One ResNet bottleneck 1x1 layer at batch 16: 256->64 channels, 56x56.
 """
 
 from __future__ import annotations
@@ -229,11 +233,14 @@ SUITES: dict[str, tuple[LayerShape, ...]] = {
     "mnist": _mnist(),
     "alexnet": _alexnet(),
     "lenet5": _lenet5(),
+    "vgg": (ConvShape("vgg.conv", 16, 64, 56, 56, 64, 3, 3, padding=1),),
+    "resnet": (ConvShape("resnet.conv1x1", 16, 256, 56, 56, 64, 1, 1),),
 }
 
 
 def suite(name: str) -> tuple[LayerShape, ...]:
-    """The layers of one suite (``"mnist"``, ``"alexnet"``, ``"lenet5"``) in network order."""
+    """The layers of one suite (``"mnist"``, ``"alexnet"``, ``"lenet5"``, ``"vgg"``,
+    ``"resnet"``) in network order."""
     try:
         return SUITES[name]
     except KeyError:

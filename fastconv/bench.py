@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 DEFAULT_SUITES = ("mnist", "alexnet")
-CONV_ALGOS = ("direct", "im2col")
+CONV_ALGOS = tuple(a for a in _core.conv_algos() if a != "auto")
 
 # --------------------------------------------------------------------------
 # Timing

@@ -61,10 +61,13 @@ def conv2d(
         at the bottom/right (Keras's rule, and PyTorch's for stride 1).
     groups : int
         C and K must be divisible by it; ``groups == C`` is depthwise.
-    algo : {"auto", "direct", "im2col"}
+    algo : {"auto", "direct", "im2col", "implicit"}
         ``"direct"`` loops over the kernel taps on whole output rows;
         ``"im2col"`` builds one image's column buffer and multiplies it with
-        fastconv's GEMM (the workspace never holds the whole batch).
+        fastconv's GEMM (the workspace never holds the whole batch);
+        ``"implicit"`` runs the whole batch as one GEMM per group with the
+        patches packed straight from the images (no column buffer).
+        ``fastconv._core.conv_algos()`` lists them.
 
     Returns
     -------

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, Union
 
 import numpy as np
 
+from . import _core
 from . import tensor as T
 from .tensor import Tensor, no_grad
 
@@ -675,7 +676,7 @@ class Conv2d(Module):
     """2-D convolution on fastconv's kernels; weight (out, in/groups, kh, kw).
 
     ``padding`` takes an int, a pair, ``"valid"`` or ``"same"``; ``algo`` is
-    passed to :func:`fastconv.conv2d` (``"auto"``, ``"direct"``, ``"im2col"``).
+    passed to :func:`fastconv.conv2d` (``"auto"``, ``"direct"``, ``"im2col"``, ``"implicit"``).
     """
 
     def __init__(
@@ -717,7 +718,7 @@ class Conv2d(Module):
             if n % self.groups:
                 raise ValueError(f"Conv2d: groups={self.groups} does not divide {name}={n}")
         bias = check.bool("bias", bias)
-        self.algo = check.choice("algo", algo, ("auto", "direct", "im2col"))
+        self.algo = check.choice("algo", algo, tuple(_core.conv_algos()))
         self.in_channels, self.out_channels = in_channels, out_channels
         dtype = T.get_default_dtype()
         shape = (out_channels, in_channels // self.groups, *self.kernel_size)

@@ -11,6 +11,13 @@ using fastconv::ConvAlgo;
 using fastconv::Conv2dArgs;
 using fastconv::Conv2dParams;
 
+// "'auto', 'direct', 'im2col', ..." for messages.
+std::string algo_names() {
+  std::string s;
+  for (ConvAlgo a : fastconv::kConvAlgos) s += std::string(s.empty() ? "'" : ", '") + fastconv::conv_algo_name(a) + "'";
+  return s;
+}
+
 ConvAlgo algo_arg(py::handle obj, const char* op) {
   if (!py::isinstance<py::str>(obj)) {
     throw py::type_error(std::string(op) + ": algo must be a str, got " +
@@ -19,7 +26,7 @@ ConvAlgo algo_arg(py::handle obj, const char* op) {
   const std::string s = obj.cast<std::string>();
   ConvAlgo a;
   if (!fastconv::conv_algo_from_name(s, &a)) {
-    throw py::value_error(std::string(op) + ": algo must be one of 'auto', 'direct', 'im2col', got " +
+    throw py::value_error(std::string(op) + ": algo must be one of " + algo_names() + ", got " +
                           std::string(py::repr(obj)));
   }
   return a;
@@ -140,6 +147,11 @@ std::string conv2d_choose_algo(const std::string& pass, py::handle x_shape, py::
 }  // namespace
 
 void bind_conv2d(py::module_& m) {
+  m.def("conv_algos", [] {
+    py::list out;
+    for (ConvAlgo a : fastconv::kConvAlgos) out.append(fastconv::conv_algo_name(a));
+    return out;
+  }, "Every conv2d algorithm name, 'auto' first.");
   m.def("conv2d_choose_algo", &conv2d_choose_algo, py::arg("pass_"), py::arg("x_shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"));

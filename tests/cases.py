@@ -141,6 +141,14 @@ CONV_CASES = [
     ConvCase("1x1_c17_k16",       N=3, C=17, H=3,  W=9,  K=16, R=1, S=1),
     ConvCase("1x1_s2",            N=1, C=8,  H=7,  W=17, K=4,  R=1, S=1, stride=2),
     ConvCase("1x1_p1",            N=1, C=3,  H=3,  W=5,  K=2,  R=1, S=1, padding=1),
+    # GEMM blocking of the implicit algorithm: more taps than one K block
+    # (C/G*R*S > 512), more output channels than one K block of backward-
+    # input's depth, a weight-gradient chunk deeper than one K block (2
+    # images x 324 pixels), pixel panels straddling images (P*Q = 4).
+    ConvCase("kblocks_crs576",    N=2, C=64, H=5,  W=6,  K=20, R=3, S=3, padding=1),
+    ConvCase("bi_depth_k600_1x1", N=2, C=3,  H=3,  W=4,  K=600, R=1, S=1),
+    ConvCase("chunk_depth_n16",   N=16, C=2, H=18, W=20, K=5,  R=3, S=3),
+    ConvCase("straddle_pq4_n5",   N=5, C=3,  H=3,  W=3,  K=9,  R=2, S=2),
     # Non-square and boundary shapes.
     ConvCase("1x3",               N=1, C=3,  H=4,  W=9,  K=4,  R=1, S=3, padding=(0, 1)),
     ConvCase("3x1_s2",            N=1, C=2,  H=9,  W=6,  K=3,  R=3, S=1, stride=2),

@@ -47,7 +47,8 @@ import fastconv
 from fastconv import _core
 from fastconv import reference as ref
 
-ALGOS = ["direct", "im2col", "auto"]
+CONCRETE_ALGOS = _core.conv_algos()[1:]  # every algorithm but "auto"
+ALGOS = [*CONCRETE_ALGOS, "auto"]
 PASSES = ["forward", "backward_input", "backward_weight", "backward_bias"]
 
 EPS32 = float(np.finfo(np.float32).eps)
@@ -234,7 +235,8 @@ def test_outputs_overwritten_not_read(case, algo, isa, output_fill):
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=ids(CONV_CASES))
 def test_algos_agree(case, isa):
-    """direct and im2col agree within twice the bound; auto is bitwise the algo it chose."""
+    """Every algorithm agrees with im2col within twice the bound; auto is bitwise the
+    algo it chose."""
     d = conv_data(case)
     shapes = (d.x.shape, d.w.shape)
     chosen = {
@@ -246,17 +248,18 @@ def test_algos_agree(case, isa):
     chosen["backward_bias"] = "direct"  # the bias gradient has one algorithm
     for pass_ in PASSES:
         r = {a: run_pass(case, d, pass_, a) for a in ALGOS}
-        assert chosen[pass_] in ("direct", "im2col")
+        assert chosen[pass_] in CONCRETE_ALGOS
         np.testing.assert_array_equal(
             r["auto"], r[chosen[pass_]], err_msg=f"{pass_}: auto != {chosen[pass_]}"
         )
         bound = 2 * rounding_bound(d.ref_abs[pass_], d.L[pass_])
-        diff = np.abs(r["direct"].astype(np.float64) - r["im2col"])
-        assert (diff <= bound).all(), f"{pass_}: direct and im2col differ by {diff.max()}"
+        for algo in CONCRETE_ALGOS:
+            diff = np.abs(r[algo].astype(np.float64) - r["im2col"])
+            assert (diff <= bound).all(), f"{pass_}: {algo} and im2col differ by {diff.max()}"
 
 
 def test_choose_algo_names_a_real_algo():
-    """conv2d_choose_algo resolves "auto" to one of the two algorithms, for every pass."""
+    """conv2d_choose_algo resolves "auto" to a real algorithm, for every pass."""
     seen = set()
     for case in CONV_CASES:
         for p in ("forward", "backward_input", "backward_weight"):
@@ -269,10 +272,10 @@ def test_choose_algo_names_a_real_algo():
                 case.dilation,
                 case.groups,
             )
-            assert got in ("direct", "im2col"), (case.name, p, got)
+            assert got in CONCRETE_ALGOS, (case.name, p, got)
             seen.add(got)
-    # The table is built so that auto exercises both algorithms.
-    assert seen == {"direct", "im2col"}
+    # The table is built so that auto exercises every algorithm.
+    assert seen == set(CONCRETE_ALGOS)
 
 
 # ---------------------------------------------------------------------------
@@ -302,11 +305,14 @@ def test_tolerance_catches_errors(case):
     w_miss[0, 0, case.R // 2, case.S // 2] = 0
     assert fails("forward", x, w_miss, b, dy)
     assert fails("backward_input", x, w_miss, b, dy)
-    # Missing term: one output gradient (of a window that reads the input) is skipped.
+    # Missing term: one output gradient (of a window that reads the input) is
+    # skipped. (Over the thousands of terms of the blocking cases one term of
+    # size ~1 is inside the bound: L * eps * sum|terms| grows as L^2.)
     dy_miss = dy.copy()
     dy_miss[-1, -1, dy.shape[2] // 2, dy.shape[3] // 2] = 0
-    assert fails("backward_weight", x, w, b, dy_miss)
-    assert fails("backward_bias", x, w, b, dy_miss)
+    if d.L["backward_bias"] <= 2048:
+        assert fails("backward_weight", x, w, b, dy_miss)
+        assert fails("backward_bias", x, w, b, dy_miss)
     # Off-by-one index / wrong padding: the input (gradient) read one column over.
     if case.W > 1:
         assert fails("forward", _shift_w(x), w, b, dy)

@@ -90,7 +90,7 @@ import fastconv
 from fastconv import _core
 from fastconv import reference as ref
 
-ALGOS = ("direct", "im2col", "auto")
+ALGOS = (*_core.conv_algos()[1:], "auto")
 CONV_PASSES = ("forward", "backward_input", "backward_weight", "backward_bias")
 INT64_MAX = 2**63 - 1
 
@@ -1075,7 +1075,7 @@ def test_output_mask_validated(entry, mask, msg):
 def test_unknown_strings(entry):
     op = entry.family
     for algo in ["fft", "winograd", "AUTO", "", "direct "]:
-        with pytest.raises(ValueError, match=rf"^{op}: algo must be one of 'auto', 'direct', 'im2col', got '{re.escape(algo)}'$"):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"^{op}: algo must be one of 'auto', 'direct', 'im2col', 'implicit', got '{re.escape(algo)}'$"):  # fmt: skip
             entry.call(entry.make(), algo=algo)
     for algo, name in [(1, "int"), (None, "NoneType"), (b"auto", "bytes")]:
         with pytest.raises(TypeError, match=rf"^{op}: algo must be a str, got {name}$"):
@@ -1086,7 +1086,7 @@ def test_unknown_strings(entry):
             entry.call(entry.make(), padding=padding)
     # A Python str may hold NUL: the whole string is the name, not its C prefix.
     for algo in ["direct\0junk", "auto\0", "im2col\0\0"]:
-        msg = rf"^{op}: algo must be one of 'auto', 'direct', 'im2col', got {re.escape(repr(algo))}$"
+        msg = rf"^{op}: algo must be one of 'auto', 'direct', 'im2col', 'implicit', got {re.escape(repr(algo))}$"
         with pytest.raises(ValueError, match=msg):
             entry.call(entry.make(), algo=algo)
     for padding in ["same\0", "valid\0x"]:
@@ -1142,7 +1142,7 @@ def test_shape_products_overflow_int64(x_shape, w_shape, padding):
 def test_shape_products_that_fit_are_accepted():
     """The same validation accepts a valid, merely huge, problem (no allocation happens)."""
     got = _core.conv2d_choose_algo("forward", (2**20, 16, 2**10, 2**10), (16, 16, 3, 3), 1, 1, 1, 1)
-    assert got in ("direct", "im2col")
+    assert got in _core.conv_algos()[1:]
 
 
 def test_huge_spatial_size_rejected():
@@ -1361,7 +1361,7 @@ def test_bigmem_pools_with_planes_beyond_2_pow_31():
 
 
 @pytest.mark.bigmem
-@pytest.mark.parametrize("algo", ["direct", "im2col"])
+@pytest.mark.parametrize("algo", _core.conv_algos()[1:])
 def test_bigmem_conv_output_beyond_2_pow_31(algo):
     """x (1, 1, 8192, 16384) -> y (1, 17, 8192, 16384): 2**31 + 2**27 output
     elements, filter 16's plane starting at element 2**31."""
@@ -1384,7 +1384,7 @@ def test_bigmem_conv_output_beyond_2_pow_31(algo):
 
 
 @pytest.mark.bigmem
-@pytest.mark.parametrize("algo", ["direct", "im2col"])
+@pytest.mark.parametrize("algo", _core.conv_algos()[1:])
 def test_bigmem_conv_input_beyond_2_pow_31(algo):
     """x (1, 17, 8192, 16384) of 2**31 + 2**27 elements, channel 16 starting at
     element 2**31; a 1x1 conv with stride 2 reads it (im2col: a 2.1 GiB column buffer)."""

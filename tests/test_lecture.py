@@ -31,7 +31,7 @@ def _x(*shape, key="x"):
         (8, 3, 1, 2, 4),
     ],
 )
-@pytest.mark.parametrize("algo", ["direct", "im2col", "auto"])
+@pytest.mark.parametrize("algo", [*fastconv._core.conv_algos()[1:], "auto"])
 def test_conv_output_size_formula(n, f, p, s, out, algo):
     assert (n + 2 * p - f) // s + 1 == out
     y = fastconv.conv2d(_x(1, 1, n, n), _x(2, 1, f, f, key="w"), stride=s, padding=p, algo=algo)
@@ -175,7 +175,7 @@ def test_max_pool_ties_go_to_the_first_maximum(isa):
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algo", ["direct", "im2col", "auto"])
+@pytest.mark.parametrize("algo", [*fastconv._core.conv_algos()[1:], "auto"])
 def test_one_filter_over_all_channels_gives_one_map(algo, isa):
     C, n, f = 3, 6, 3
     x = _x(1, C, n, n)

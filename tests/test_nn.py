@@ -513,7 +513,7 @@ BAD_LAYER_ARGS = [
     ("conv-bias-int", lambda: nn.Conv2d(3, 4, 3, bias=1), TypeError,
      r"Conv2d: bias must be a bool, got int 1"),
     ("conv-algo", lambda: nn.Conv2d(3, 4, 3, algo="fft"), ValueError,
-     r"Conv2d: algo must be one of 'auto', 'direct', 'im2col', got 'fft'"),
+     r"Conv2d: algo must be one of 'auto', 'direct', 'im2col', 'implicit', got 'fft'"),
     ("maxpool-kernel-0", lambda: nn.MaxPool2d(0), ValueError,
      rf"MaxPool2d: kernel_size must be in {BIG}, got \(0, 0\)"),
     ("maxpool-stride-0", lambda: nn.MaxPool2d(2, stride=0), ValueError,

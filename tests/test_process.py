@@ -48,7 +48,7 @@ from conftest import SANITIZED
 
 import fastconv
 
-ALGOS = ("direct", "im2col", "auto")
+ALGOS = (*fastconv._core.conv_algos()[1:], "auto")
 TOP = Path(__file__).resolve().parent.parent
 
 

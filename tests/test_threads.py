@@ -78,7 +78,7 @@ def _other_runs(name):
     raise ValueError(name)
 
 
-RUNS = [(f"conv-{p}-{a}", p, a) for p in CONV_PROBLEMS for a in ("direct", "im2col", "auto")]
+RUNS = [(f"conv-{p}-{a}", p, a) for p in CONV_PROBLEMS for a in (*_core.conv_algos()[1:], "auto")]
 RUNS += [(n, None, n) for n in ("max_pool2d", "avg_pool2d", "linear", "sgemm")]
 
 

@@ -19,12 +19,13 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::kAuto: return "auto";
     case ConvAlgo::kDirect: return "direct";
     case ConvAlgo::kIm2col: return "im2col";
+    case ConvAlgo::kImplicit: return "implicit";
   }
   return "?";
 }
 
 bool conv_algo_from_name(std::string_view s, ConvAlgo* a) {
-  for (ConvAlgo c : {ConvAlgo::kAuto, ConvAlgo::kDirect, ConvAlgo::kIm2col}) {
+  for (ConvAlgo c : kConvAlgos) {
     if (s == conv_algo_name(c)) {
       *a = c;
       return true;
@@ -43,13 +44,35 @@ const char* conv_pass_name(ConvPass p) {
 }
 
 ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
-  // Measured on the anchor layers (2 threads, AVX-512): im2col + GEMM is 2-20x
-  // faster than direct on every MNIST, LeNet and AlexNet layer, in every pass,
-  // including conv1 with C=1; direct wins only when a group has very few
-  // filters (depthwise 3x3, 64 channels, 56x56: 3.1 vs 3.7 ms forward), where
-  // the GEMM degenerates to a row-vector product.
-  (void)pass;
-  return p.Kg() >= 4 ? ConvAlgo::kIm2col : ConvAlgo::kDirect;
+  // Direct wins only when a group has very few filters (depthwise 3x3, 64
+  // channels, 56x56: 3.1 vs 3.7 ms forward with im2col), where a GEMM
+  // degenerates to a row-vector product; elsewhere the GEMM-based algorithms
+  // are 2-20x faster (every MNIST, LeNet and AlexNet layer, every pass).
+  if (p.Kg() < 4) return ConvAlgo::kDirect;
+  // Between im2col and implicit, measured on the anchor layers (1 thread,
+  // AVX-512, Sapphire Rapids; benchmarks/compare_torch.py, docs/conv2d.md):
+  //  - forward: implicit when the patches are long (C/G*R*S >= 64) and read
+  //    with stride 1 (its packing is vectorised there): Keras conv2 5.5 vs
+  //    7.6 ms, conv3 1.0 vs 3.4, LeNet conv3 0.18 vs 2.4, VGG 3x3 42 vs 49.
+  //    im2col for 1x1 kernels (ResNet 256->64: 26 vs 39 ms), few-channel
+  //    first layers (Keras conv1: 1.6 vs 2.3) and strides (AlexNet conv1).
+  //  - backward_input: im2col, but implicit for output planes of at most 16
+  //    pixels, where a GEMM per image has too few columns (Keras conv3:
+  //    3.4 vs 4.2 ms, LeNet conv3: 0.8 vs 2.6).
+  //  - backward_weight: implicit (a reduction over the whole chunk's pixels
+  //    instead of P*Q per image: Keras conv3 1.5 vs 3.9 ms, VGG 36 vs 47,
+  //    AlexNet conv1 40 vs 44; ties on Keras conv1 and ResNet 1x1).
+  const int64_t taps = p.Cg() * p.R * p.S;
+  switch (pass) {
+    case ConvPass::kForward:
+      return taps >= 64 && p.stride_w == 1 && p.R * p.S > 1 ? ConvAlgo::kImplicit
+                                                            : ConvAlgo::kIm2col;
+    case ConvPass::kBackwardInput:
+      return p.P * p.Q <= 16 ? ConvAlgo::kImplicit : ConvAlgo::kIm2col;
+    case ConvPass::kBackwardWeight:
+      return ConvAlgo::kImplicit;
+  }
+  return ConvAlgo::kIm2col;
 }
 
 namespace {
@@ -77,8 +100,9 @@ Status reduce_partials(float* dw, const float* partials, int64_t chunks, int64_t
 Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
                       const Conv2dParams& p, ConvAlgo algo) {
   if (p.N == 0) return Status::Ok();
-  if (resolve(algo, ConvPass::kForward, p) == ConvAlgo::kIm2col)
-    return conv2d_forward_im2col(y, x, w, b, p);
+  const ConvAlgo a = resolve(algo, ConvPass::kForward, p);
+  if (a == ConvAlgo::kIm2col) return conv2d_forward_im2col(y, x, w, b, p);
+  if (a == ConvAlgo::kImplicit) return conv2d_forward_implicit(y, x, w, b, p);
   const KernelTable& kt = kernels();
   const int64_t PQ = p.P * p.Q;
   return parallel_for(p.N * p.K, [&](int64_t i) {  // one (n, k) plane of y
@@ -91,8 +115,9 @@ Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
 Status conv2d_backward_input(float* dx, const float* dy, const float* w, const Conv2dParams& p,
                              ConvAlgo algo) {
   if (p.N == 0) return Status::Ok();
-  if (resolve(algo, ConvPass::kBackwardInput, p) == ConvAlgo::kIm2col)
-    return conv2d_backward_input_im2col(dx, dy, w, p);
+  const ConvAlgo a = resolve(algo, ConvPass::kBackwardInput, p);
+  if (a == ConvAlgo::kIm2col) return conv2d_backward_input_im2col(dx, dy, w, p);
+  if (a == ConvAlgo::kImplicit) return conv2d_backward_input_implicit(dx, dy, w, p);
   const KernelTable& kt = kernels();
   const int64_t HW = p.H * p.W;
   return parallel_for(p.N * p.C, [&](int64_t i) {  // one (n, c) plane of dx
@@ -117,7 +142,10 @@ Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const 
     if (partials == nullptr)
       return Status::OutOfMemory("conv2d_backward: cannot allocate the weight-gradient partials");
   }
-  if (resolve(algo, ConvPass::kBackwardWeight, p) == ConvAlgo::kIm2col) {
+  const ConvAlgo a = resolve(algo, ConvPass::kBackwardWeight, p);
+  if (a == ConvAlgo::kImplicit) {
+    FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_implicit(partials, dy, x, p));
+  } else if (a == ConvAlgo::kIm2col) {
     FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_im2col(partials, dy, x, p));
   } else {
     const KernelTable& kt = kernels();

@@ -32,4 +32,14 @@ Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
 Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const float* x,
                                      const Conv2dParams& p);
 
+// The implicit-GEMM algorithm (conv2d_implicit.cpp): the batch as one GEMM
+// per group, pixels as rows, patches packed straight from the images.
+Status conv2d_forward_implicit(float* y, const float* x, const float* w, const float* b,
+                               const Conv2dParams& p);
+// dw_partials holds weight_grad_chunks(N) arrays of K*C/G*R*S floats.
+Status conv2d_backward_weight_implicit(float* dw_partials, const float* dy, const float* x,
+                                       const Conv2dParams& p);
+Status conv2d_backward_input_implicit(float* dx, const float* dy, const float* w,
+                                      const Conv2dParams& p);
+
 }  // namespace fastconv

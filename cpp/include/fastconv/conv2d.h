@@ -16,7 +16,11 @@ enum class ConvAlgo {
   kAuto = 0,
   kDirect,  // loops over (c, r, s) on whole output rows; no workspace
   kIm2col,  // one image at a time: column buffer (C/G*R*S, P*Q) + sgemm
+  kImplicit,  // the batch as one GEMM, patches packed from the images
 };
+// Every algorithm, kAuto first: the one list that names them.
+constexpr ConvAlgo kConvAlgos[] = {ConvAlgo::kAuto, ConvAlgo::kDirect, ConvAlgo::kIm2col,
+                                   ConvAlgo::kImplicit};
 enum class ConvPass { kForward = 0, kBackwardInput, kBackwardWeight };
 
 const char* conv_algo_name(ConvAlgo a);                // "direct", "im2col", "auto"

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "fastconv/conv2d_patches.h"
 #include "fastconv/gemm_tile.h"
 #include "fastconv/shapes.h"
 #include "fastconv/status.h"

@@ -112,6 +112,7 @@ enum WorkspaceSlot {
   kSlotGemmB,        // a packed B panel (shared by the threads of one gemm)
   kSlotPartials,     // weight-gradient partial sums
   kSlotWeights,      // weights packed once per call
+  kSlotTile,         // a block of a GEMM's output (the implicit-GEMM tasks)
   kNumSlots
 };
 float* thread_workspace(WorkspaceSlot slot, int64_t n_floats);

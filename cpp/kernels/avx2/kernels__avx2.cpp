@@ -12,6 +12,7 @@
 #include "kernels/avx2/sgemm-ukernel-6x16-inl.h"
 #include "kernels/avx2/sgemm-pack-inl.h"
 #include "kernels/portable/conv2d-inl.h"
+#include "kernels/portable/conv2d-patches-inl.h"
 #include "kernels/portable/pool2d-inl.h"
 #include "kernels/portable/eltwise-inl.h"
 #include "kernels/avx2/fma-probe-inl.h"

@@ -12,6 +12,9 @@
 #include "kernels/avx512/sgemm-ukernel-14x32-inl.h"
 #include "kernels/avx512/sgemm-pack-inl.h"
 #include "kernels/portable/conv2d-inl.h"
+#define FASTCONV_NATIVE_PATCH_KERNELS  // the file below has them
+#include "kernels/portable/conv2d-patches-inl.h"
+#include "kernels/avx512/conv2d-patches-inl.h"
 #include "kernels/portable/pool2d-inl.h"
 #include "kernels/portable/eltwise-inl.h"
 #include "kernels/avx512/fma-probe-inl.h"

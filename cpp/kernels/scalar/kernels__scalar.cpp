@@ -11,6 +11,7 @@
 #include "kernels/portable/common-inl.h"
 #include "kernels/portable/gemm-inl.h"
 #include "kernels/portable/conv2d-inl.h"
+#include "kernels/portable/conv2d-patches-inl.h"
 #include "kernels/portable/pool2d-inl.h"
 #include "kernels/portable/eltwise-inl.h"
 #include "kernels/portable/fma-probe-inl.h"
