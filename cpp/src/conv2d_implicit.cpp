@@ -28,14 +28,17 @@
 // conv3, 1 for LeNet conv3).
 //
 // Backward-input is im2col's (the gradient of the patch matrix, added back
-// where each patch was read: col2im), batched the same way: per image, a
-// block of pixels at a time,
+// where each patch was read: col2im), a block of one image's pixels at a time,
 //
-//   dpatches (pixels, C/G*R*S) = dy' (pixels, K/G) * w_g (K/G, C/G*R*S)
+//   dpatches (pixels, R*S*C/G) = dy' (pixels, K/G) * w_g (K/G, R*S*C/G)
 //
-// with dy packed like a 1x1 patch matrix, the block transposed into rows of
-// taps and added to dx. A task owns one image's dx, so the additions never
-// race and run in the same order for any thread count.
+// with dy packed like a 1x1 patch matrix and the taps ordered (r, s, c), so
+// that one pixel's gradient for one (r, s) is C/G contiguous values: they are
+// added to an H x W x C/G (channels-last) buffer with whole vectors, which is
+// then transposed into dx's planes. (Added back into NCHW planes, a 3x3 output
+// row of an MNIST-sized layer is 3 scattered values.) A task owns one image's
+// dx, so the additions never race and run in the same order for any thread
+// count.
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -58,6 +61,33 @@ DenseOperand forward_weights(const float* w, const Conv2dParams& p, int64_t g) {
   const int64_t CRS = p.Cg() * p.R * p.S;
   return DenseOperand(w + g * p.Kg() * CRS, CRS, /*outer_major=*/true);
 }
+
+// The weights of group g as backward-input's B operand: outer = tap
+// (r, s, c) with c fastest (so that a pixel's gradient for one (r, s) is
+// C/G contiguous values, added to the C/G contiguous channels of an HWC
+// buffer), depth = output channel k: element w[g*K/G + k][c][r][s].
+class WeightsByTap final : public GemmOperand {
+ public:
+  WeightsByTap(const float* w, const Conv2dParams& p, int64_t g) : w_(w), p_(p), g_(g) {}
+  void pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd, int wd) const override {
+    const int64_t Cg = p_.Cg(), CRS = Cg * p_.R * p_.S;
+    for (int64_t o = 0; o < ceil_div(no, wd) * wd; ++o) {
+      float* col = dst + (o / wd) * wd * kd + o % wd;
+      if (o >= no) {
+        for (int64_t k = 0; k < kd; ++k) col[k * wd] = 0.0f;
+        continue;
+      }
+      const int64_t tap = o0 + o, c = tap % Cg, rs = tap / Cg;  // rs = r*S + s
+      const float* src = w_ + (g_ * p_.Kg() + k0) * CRS + c * p_.R * p_.S + rs;
+      for (int64_t k = 0; k < kd; ++k) col[k * wd] = src[k * CRS];
+    }
+  }
+
+ private:
+  const float* w_;
+  const Conv2dParams& p_;
+  int64_t g_;
+};
 
 // dy_g as the A operand of the weight gradient: outer = output channel k of
 // group g, depth = pixel of images [n0, ...) in batch order. Each (n, k)
@@ -101,6 +131,33 @@ class PatchColumns final : public GemmOperand {
   int64_t m0_;
 };
 
+// tile (mb, ncols), ldc apart (+)= the packed A block (mb pixels x kd, MR-row
+// panels) times the K block at pc of b (ncols columns of NR-wide panels);
+// first / last and the column bias as in GemmTile.
+void multiply_block(float* tile, int64_t ldc, const float* a, int64_t mb, const PackedOperand& b,
+                    int64_t ncols, int64_t pc, int64_t kd, bool first, bool last,
+                    const float* col_bias) {
+  const GemmBlocking& bl = gemm_blocking();
+  const KernelTable& kt = kernels();
+  const int mr = bl.mr, nr = bl.nr;
+  GemmTile t;
+  t.ldc = ldc;
+  t.ldb = nr;
+  t.kc = kd;
+  t.first = first;
+  t.last = last;
+  for (int64_t j = 0; j < ncols; j += nr) {
+    const int64_t n = std::min<int64_t>(nr, ncols - j);
+    const float* bp = b.packed(j, n, pc, kd, nr);
+    t.n = static_cast<int>(n);
+    t.col_bias = col_bias ? col_bias + j : nullptr;
+    for (int64_t i = 0; i < mb; i += mr) {
+      t.m = static_cast<int>(std::min<int64_t>(mr, mb - i));
+      kt.sgemm_ukernel(tile + i * ldc + j, a + i * kd, bp, t);
+    }
+  }
+}
+
 // y (N, K, P, Q) for the pixels of one task, from its C tile (mb x Kg,
 // row-major, ldc apart): y[n][g*Kg + k][p][q] = tile[pixel][k], one image's
 // run of pixels at a time (a transpose: each channel's pixels are contiguous
@@ -122,7 +179,7 @@ Status implicit_gemm(float* y, const PatchSource& s, int64_t N, int64_t K, int64
                      const float* bias, const std::vector<PackedOperand>& weights) {
   const GemmBlocking& bl = gemm_blocking();
   const KernelTable& kt = kernels();
-  const int mr = bl.mr, nr = bl.nr;
+  const int mr = bl.mr;
   const int64_t Kg = K / G, CRS = s.Cg * s.R * s.S, M = N * s.P * s.Q;
   // Pixel rows per task: at most MC (the A block stays in L2), fewer when
   // that leaves the threads under four tasks each; any blocking gives the
@@ -138,25 +195,11 @@ Status implicit_gemm(float* y, const PatchSource& s, int64_t N, int64_t K, int64
     float* tile = thread_workspace(kSlotTile, ceil_div(mb, mr) * mr * ldc);
     float* a = thread_workspace(kSlotGemmA, ceil_div(mb, mr) * mr * std::min(bl.kc, CRS));
     if (tile == nullptr || a == nullptr) return false;
-    GemmTile t;
-    t.ldc = ldc;
-    t.ldb = nr;
     for (int64_t pc = 0; pc < CRS; pc += bl.kc) {
       const int64_t kd = std::min(bl.kc, CRS - pc);
       kt.conv2d_pack_patches(a, sg, m0, mb, pc, kd, mr);
-      t.kc = kd;
-      t.first = pc == 0;
-      t.last = pc + kd == CRS;
-      for (int64_t j = 0; j < Kg; j += nr) {
-        const float* b = weights[static_cast<size_t>(g)].packed(j, std::min<int64_t>(nr, Kg - j),
-                                                               pc, kd, nr);
-        t.n = static_cast<int>(std::min<int64_t>(nr, Kg - j));
-        t.col_bias = bias ? bias + g * Kg + j : nullptr;
-        for (int64_t i = 0; i < mb; i += mr) {
-          t.m = static_cast<int>(std::min<int64_t>(mr, mb - i));
-          kt.sgemm_ukernel(tile + i * ldc + j, a + i * kd, b, t);
-        }
-      }
+      multiply_block(tile, ldc, a, mb, weights[static_cast<size_t>(g)], Kg, pc, kd, pc == 0,
+                     pc + kd == CRS, bias ? bias + g * Kg : nullptr);
     }
     store_tile(y, tile, ldc, s, K, g, Kg, m0, mb);
     return true;
@@ -214,59 +257,45 @@ Status conv2d_backward_input_implicit(float* dx, const float* dy, const float* w
                                       const Conv2dParams& p) {
   const GemmBlocking& bl = gemm_blocking();
   const KernelTable& kt = kernels();
-  const int mr = bl.mr, nr = bl.nr;
-  const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q, HW = p.H * p.W;
-  // B = w_g (K/G, C/G*R*S): outer = tap, depth = output channel k.
+  const int mr = bl.mr;
+  const int64_t Kg = p.Kg(), Cg = p.Cg(), RSC = p.R * p.S * Cg, PQ = p.P * p.Q, HW = p.H * p.W;
   std::vector<PackedOperand> weights;
   FASTCONV_RETURN_IF_ERROR(pack_weights(
-      &weights, p.G, CRS, Kg, [&](int64_t g, std::vector<PackedOperand>* v, float* buf) {
-        v->emplace_back(DenseOperand(w + g * Kg * CRS, CRS, /*outer_major=*/false), CRS, Kg, nr,
-                        buf);
+      &weights, p.G, RSC, Kg, [&](int64_t g, std::vector<PackedOperand>* v, float* buf) {
+        v->emplace_back(WeightsByTap(w, p, g), RSC, Kg, bl.nr, buf);
       }));
   // dy read as a patch matrix with a 1x1 kernel: patch((n, p, q), k) = dy[n][g*K/G + k][p][q].
   const PatchSource dy_src{dy, p.K, p.P, p.Q, Kg, 1, 1, p.P, p.Q, 1, 1, 1, 1, 0, 0};
-  // Where col2im adds: dx's geometry, the forward problem's offsets.
-  const PatchSource dx_geom{nullptr,    p.C,        p.H,        p.W,        p.Cg(),
+  // Where the taps land in dx: the forward problem's geometry.
+  const PatchSource dx_geom{nullptr,    p.C,        p.H,        p.W,        Cg,
                             p.R,        p.S,        p.P,        p.Q,        p.stride_h,
                             p.stride_w, p.dil_h,    p.dil_w,    -p.pad_top, -p.pad_left};
-  // Pixels per block: the tile (pixels x taps) and its transpose stay near 1 MB each.
-  const int64_t mb_max = std::clamp<int64_t>((262144 / std::max<int64_t>(CRS, 1)) / mr * mr, mr, bl.mc);
+  // Pixels per block: the tile (pixels x taps) stays near 1 MB.
+  const int64_t mb_max =
+      std::clamp<int64_t>((262144 / std::max<int64_t>(RSC, 1)) / mr * mr, mr, bl.mc);
+  const int64_t mb_cap = std::min(mb_max, PQ);
   return parallel_for(p.N * p.G, [&](int64_t task) {  // one image's group: its dx is the task's
     const int64_t n = task / p.G, g = task % p.G;
-    float* tile = thread_workspace(kSlotTile, ceil_div(std::min(mb_max, PQ), mr) * mr * CRS);
-    float* rows = thread_workspace(kSlotColumns, CRS * std::min(mb_max, PQ));
-    float* a = thread_workspace(kSlotGemmA, ceil_div(std::min(mb_max, PQ), mr) * mr *
-                                                std::min(bl.kc, std::max<int64_t>(Kg, 1)));
-    if (tile == nullptr || rows == nullptr || a == nullptr) return false;
-    float* dxg = dx + (n * p.C + g * p.Cg()) * HW;
-    std::fill(dxg, dxg + p.Cg() * HW, 0.0f);
-    PatchSource dys = dy_src, dxs = dx_geom;
-    dys.g = dxs.g = g;
-    GemmTile t;
-    t.ldc = CRS;
-    t.ldb = nr;
-    for (int64_t m0 = n * PQ; m0 < (n + 1) * PQ; m0 += mb_max) {
-      const int64_t mb = std::min(mb_max, (n + 1) * PQ - m0);
-      // tile (mb, CRS) = dy' (mb pixels, K/G) * w_g (K/G, CRS)
+    float* tile = thread_workspace(kSlotTile, ceil_div(mb_cap, mr) * mr * RSC);
+    float* hwc = thread_workspace(kSlotColumns, HW * Cg);
+    float* a = thread_workspace(kSlotGemmA, ceil_div(mb_cap, mr) * mr * std::min(bl.kc, Kg));
+    if (tile == nullptr || hwc == nullptr || a == nullptr) return false;
+    std::fill(hwc, hwc + HW * Cg, 0.0f);
+    PatchSource dys = dy_src;
+    dys.g = g;
+    for (int64_t pq0 = 0; pq0 < PQ; pq0 += mb_max) {
+      const int64_t mb = std::min(mb_max, PQ - pq0);
+      // tile (mb, R*S*Cg) = dy' (mb pixels, K/G) * w_g (K/G, taps (r, s, c))
       for (int64_t pc = 0; pc < Kg; pc += bl.kc) {
         const int64_t kd = std::min(bl.kc, Kg - pc);
-        kt.conv2d_pack_patches(a, dys, m0, mb, pc, kd, mr);
-        t.kc = kd;
-        t.first = pc == 0;
-        t.last = pc + kd == Kg;
-        for (int64_t j = 0; j < CRS; j += nr) {
-          const float* b = weights[static_cast<size_t>(g)].packed(
-              j, std::min<int64_t>(nr, CRS - j), pc, kd, nr);
-          t.n = static_cast<int>(std::min<int64_t>(nr, CRS - j));
-          for (int64_t i = 0; i < mb; i += mr) {
-            t.m = static_cast<int>(std::min<int64_t>(mr, mb - i));
-            kt.sgemm_ukernel(tile + i * CRS + j, a + i * kd, b, t);
-          }
-        }
+        kt.conv2d_pack_patches(a, dys, n * PQ + pq0, mb, pc, kd, mr);
+        multiply_block(tile, RSC, a, mb, weights[static_cast<size_t>(g)], RSC, pc, kd, pc == 0,
+                       pc + kd == Kg, nullptr);
       }
-      kt.conv2d_transpose_block(rows, mb, tile, CRS, mb, CRS);  // rows (CRS, mb)
-      kt.conv2d_col2im_add(dx, rows, mb, dxs, m0, mb);
+      kt.conv2d_col2im_hwc_add(hwc, tile, RSC, dx_geom, pq0, mb);
     }
+    // dx planes (Cg, H*W) = hwc (H*W, Cg)^T
+    kt.conv2d_transpose_block(dx + (n * p.C + g * Cg) * HW, HW, hwc, Cg, HW, Cg);
     return true;
   });
 }

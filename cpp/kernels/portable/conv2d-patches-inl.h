@@ -1,5 +1,6 @@
-// conv2d_pack_patches and conv2d_transpose_block (portable): the implicit-GEMM
-// convolution's data movement (cpp/src/conv2d_implicit.cpp).
+// conv2d_pack_patches, conv2d_pack_patches_transposed, conv2d_col2im_hwc_add
+// and conv2d_transpose_block (portable): the implicit-GEMM convolution's data
+// movement (cpp/src/conv2d_implicit.cpp).
 //
 // pack_patches_generic packs the A panels of a block of the patch matrix
 // (pixels x taps, see fastconv/conv2d_patches.h): for each panel of mr
@@ -103,33 +104,27 @@ static void pack_patches_generic(float* dst, const PatchSource& s, int64_t m0, i
         for (int64_t i = i0; i < imin(rows, i0 + 8); ++i) dst[j * ld_dst + i] = src[i * ld_src + j];
 }
 
-void conv2d_col2im_add(float* dx, const float* rows, int64_t ld, const PatchSource& s,
-                       int64_t m0, int64_t count) {
-  const int64_t HW = s.H * s.W;
-  PatchRuns runs;
-  for (int64_t i0 = 0; i0 < count; i0 += 16) {  // 16 pixels: at most 16 runs
-    patch_runs(&runs, s, m0 + i0, imin(16, count - i0));
-    int64_t tap = 0;
-    for (int64_t c = 0; c < s.Cg; ++c)
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t t = 0; t < s.S; ++t, ++tap) {
-          const float* row = rows + tap * ld + i0;
-          for (int u = 0; u < runs.count; ++u) {
-            const int64_t h = runs.p[u] * s.stride_h + s.off_h + r * s.dil_h;
-            if (h < 0 || h >= s.H) continue;
-            float* out = dx + (runs.n[u] * s.C + s.g * s.Cg + c) * HW + h * s.W;
-            const float* in = row + runs.lane[u];
-            const int64_t w0 = runs.q0[u] * s.stride_w + s.off_w + t * s.dil_w;
-            if (s.stride_w == 1) {
-              const int64_t lo = imax(0, -w0), hi = imin(runs.len[u], s.W - w0);
-              for (int64_t j = lo; j < hi; ++j) out[w0 + j] += in[j];
-            } else {
-              const int64_t lo = first_in_range(w0, s.stride_w);
-              const int64_t hi = imin(runs.len[u], end_in_range(w0, s.stride_w, s.W));
-              for (int64_t j = lo; j < hi; ++j) out[w0 + j * s.stride_w] += in[j];
-            }
-          }
-        }
+void conv2d_col2im_hwc_add(float* dx_hwc, const float* rows, int64_t ld, const PatchSource& s,
+                           int64_t pq0, int64_t count) {
+  const int64_t Cg = s.Cg;
+  int64_t p = pq0 / s.Q, q = pq0 % s.Q;
+  for (int64_t i = 0; i < count; ++i) {
+    const float* row = rows + i * ld;
+    for (int64_t r = 0; r < s.R; ++r) {
+      const int64_t h = p * s.stride_h + s.off_h + r * s.dil_h;
+      if (h < 0 || h >= s.H) continue;
+      for (int64_t t = 0; t < s.S; ++t) {
+        const int64_t w = q * s.stride_w + s.off_w + t * s.dil_w;
+        if (w < 0 || w >= s.W) continue;
+        float* out = dx_hwc + (h * s.W + w) * Cg;
+        const float* in = row + (r * s.S + t) * Cg;
+        for (int64_t c = 0; c < Cg; ++c) out[c] += in[c];
+      }
+    }
+    if (++q == s.Q) {
+      q = 0;
+      ++p;
+    }
   }
 }
 
