@@ -56,9 +56,11 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   //    7.6 ms, conv3 1.0 vs 3.4, LeNet conv3 0.18 vs 2.4, VGG 3x3 42 vs 49.
   //    im2col for 1x1 kernels (ResNet 256->64: 26 vs 39 ms), few-channel
   //    first layers (Keras conv1: 1.6 vs 2.3) and strides (AlexNet conv1).
-  //  - backward_input: im2col, but implicit for output planes of at most 16
-  //    pixels, where a GEMM per image has too few columns (Keras conv3:
-  //    3.4 vs 4.2 ms, LeNet conv3: 0.8 vs 2.6).
+  //  - backward_input: implicit for small output planes, where a GEMM per
+  //    image has too few columns: at most 16 pixels (LeNet conv3: 0.55 vs
+  //    3.1 ms), or at most 144 with C/G >= 16, whose gradients add up in
+  //    whole vectors (Keras conv3: 1.1 vs 4.2, conv2: 8.8 vs 11.3); else
+  //    im2col (LeNet conv2, C/G = 6: 3.2 vs 4.2; ResNet 1x1: 30 vs 48).
   //  - backward_weight: implicit (a reduction over the whole chunk's pixels
   //    instead of P*Q per image: Keras conv3 1.5 vs 3.9 ms, VGG 36 vs 47,
   //    AlexNet conv1 40 vs 44; ties on Keras conv1 and ResNet 1x1).
@@ -68,7 +70,8 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
       return taps >= 64 && p.stride_w == 1 && p.R * p.S > 1 ? ConvAlgo::kImplicit
                                                             : ConvAlgo::kIm2col;
     case ConvPass::kBackwardInput:
-      return p.P * p.Q <= 16 ? ConvAlgo::kImplicit : ConvAlgo::kIm2col;
+      return p.P * p.Q <= 16 || (p.Cg() >= 16 && p.P * p.Q <= 144) ? ConvAlgo::kImplicit
+                                                                    : ConvAlgo::kIm2col;
     case ConvPass::kBackwardWeight:
       return ConvAlgo::kImplicit;
   }
