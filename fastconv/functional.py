@@ -46,6 +46,7 @@ def conv2d(
     groups: int = 1,
     *,
     algo: str = "auto",
+    activation: str | None = None,
 ) -> np.ndarray:
     """2-D convolution (cross-correlation), as ``torch.nn.functional.conv2d``.
 
@@ -68,6 +69,9 @@ def conv2d(
         ``"implicit"`` runs the whole batch as one GEMM per group with the
         patches packed straight from the images (no column buffer).
         ``fastconv._core.conv_algos()`` lists them.
+    activation : None or "relu"
+        ``"relu"``: ``relu(conv2d(...))``, applied as each output is stored
+        (no second pass over y). Same values as calling :func:`relu` after.
 
     Returns
     -------
@@ -80,7 +84,7 @@ def conv2d(
     so a non-finite weight makes every output whose window touches padding NaN
     (``0 * inf``), identically for every algorithm.
     """
-    return _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, algo)
+    return _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, algo, activation)
 
 
 def conv2d_backward(

@@ -550,11 +550,20 @@ class Module:
             patched.append((m, m.__dict__.get("forward")))
             m.__dict__["forward"] = hook
         modes = [(m, m.training) for _, m in named]
+        # Every layer runs on its own (no fused Conv2d -> ReLU), so each has a row.
+        fusing = [(m, m.__dict__.get("fuse_relu")) for _, m in named if isinstance(m, Sequential)]
         try:
             self.eval()
+            for m, _ in fusing:
+                m.fuse_relu = False
             with no_grad():
                 out = self(Tensor(np.zeros(shape, dtype=self._dtype())))
         finally:
+            for m, prev in fusing:
+                if prev is None:
+                    del m.__dict__["fuse_relu"]
+                else:
+                    m.fuse_relu = prev
             for m, prev in patched:
                 if prev is None:
                     del m.__dict__["forward"]
@@ -627,7 +636,18 @@ def _shape_of(out: Any) -> Any:
 
 
 class Sequential(Module):
-    """Modules called in order; ``Sequential(a, b)`` or ``Sequential(OrderedDict(...))``."""
+    """Modules called in order; ``Sequential(a, b)`` or ``Sequential(OrderedDict(...))``.
+
+    A :class:`Conv2d` directly followed by a :class:`ReLU` runs as one op
+    (``conv2d(..., activation="relu")``): the kernels apply the ReLU as each
+    output is stored instead of a second pass over the tensor, and the ReLU
+    module is not called; followed by a :class:`MaxPool2d` too, the three run
+    as :func:`fastconv.tensor.conv2d_relu_max_pool2d`, whose backward applies
+    the ReLU to the pooled gradient. Results and gradients are the same; set
+    ``fuse_relu = False`` on the instance to call every module.
+    """
+
+    fuse_relu = True
 
     def __init__(self, *modules: Any) -> None:
         super().__init__()
@@ -639,8 +659,26 @@ class Sequential(Module):
                 setattr(self, str(i), m)
 
     def forward(self, x: Any) -> Any:
-        for m in self._modules.values():
-            x = m(x)
+        mods = list(self._modules.values())
+        i = 0
+        while i < len(mods):
+            m = mods[i]
+            fused = (
+                self.fuse_relu
+                and type(m) is Conv2d
+                and i + 1 < len(mods)
+                and type(mods[i + 1]) is ReLU
+                and isinstance(x, (Tensor, np.ndarray))
+            )
+            if fused and i + 2 < len(mods) and type(mods[i + 2]) is MaxPool2d:
+                x = m.forward_relu_max_pool(Tensor(x) if isinstance(x, np.ndarray) else x, mods[i + 2])
+                i += 3
+            elif fused:
+                x = m.forward(Tensor(x) if isinstance(x, np.ndarray) else x, activation="relu")
+                i += 2
+            else:
+                x = m(x)
+                i += 1
         return x
 
     def __getitem__(self, i: int | slice) -> Module:
@@ -734,7 +772,18 @@ class Conv2d(Module):
             bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
             init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_relu_max_pool(self, x: Tensor, pool: MaxPool2d) -> Tensor:
+        """``pool(relu(self(x)))`` as one op (see :class:`Sequential`)."""
+        return T.conv2d_relu_max_pool2d(
+            x,
+            self.weight,
+            self.bias,
+            (self.stride, self.padding, self.dilation, self.groups, self.algo),
+            (pool.kernel_size, pool.stride, pool.padding, pool.dilation, pool.ceil_mode),
+        )
+
+    def forward(self, x: Tensor, activation: str | None = None) -> Tensor:
+        """The convolution; ``activation="relu"`` fuses a following ReLU (see :class:`Sequential`)."""
         return T.conv2d(
             x,
             self.weight,
@@ -744,6 +793,7 @@ class Conv2d(Module):
             self.dilation,
             self.groups,
             self.algo,
+            activation,
         )
 
     def extra_repr(self) -> str:

@@ -359,6 +359,7 @@ def conv2d(
     groups: int = 1,
     *,
     algo: str = "auto",
+    activation: str | None = None,
 ) -> np.ndarray:
     """2-D convolution (cross-correlation), NCHW, with PyTorch semantics.
 
@@ -383,6 +384,9 @@ def conv2d(
     algo : str
         Accepted for API compatibility with the C++ implementation and
         ignored by the reference.
+    activation : None or "relu"
+        ``"relu"`` returns :func:`relu` of the result (what the fast kernels
+        apply as each output is stored).
 
     Returns
     -------
@@ -409,6 +413,8 @@ def conv2d(
     matmul per group, and the R*S partial results are accumulated.
     """
     del algo  # the reference has a single algorithm
+    if activation not in (None, "relu"):
+        raise ValueError(f"conv2d: activation must be None or 'relu', got {activation!r}")
     x = _float_array(x, "x", 4, "(N, C, H, W)")
     weight = _float_array(weight, "weight", 4, "(K, C/groups, R, S)")
     _same_dtype(x, weight, "x and weight")
@@ -441,7 +447,7 @@ def conv2d(
     y = y.reshape(N, geo.K, P, Q)
     if bias is not None:
         y += bias[:, None, None]
-    return y
+    return relu(y) if activation == "relu" else y
 
 
 def conv2d_backward(

@@ -889,8 +889,14 @@ def conv2d(
     dilation: Any = 1,
     groups: int = 1,
     algo: str = "auto",
+    activation: str | None = None,
 ) -> Tensor:
-    """Differentiable :func:`fastconv.conv2d`; x (N, C, H, W), weight (K, C/groups, R, S)."""
+    """Differentiable :func:`fastconv.conv2d`; x (N, C, H, W), weight (K, C/groups, R, S).
+
+    ``activation="relu"`` is ``relu(conv2d(...))`` in one op: the kernels apply
+    it as each output is stored, and the backward masks the gradient with the
+    saved output first (what :func:`relu`'s backward does).
+    """
     F = _kernels_for("conv2d", ("x", x), ("weight", weight), ("bias", bias))
     xd, wd = x.data, weight.data
     y = _timed(
@@ -904,10 +910,13 @@ def conv2d(
         dilation,
         groups,
         algo=algo,
+        activation=activation,
     )
 
     def backward(g: np.ndarray) -> tuple:
         mask = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+        if activation == "relu":
+            g = _timed("relu.backward", F.relu_backward, g, y)
         return _timed(
             "conv2d.backward",
             F.conv2d_backward,
@@ -923,7 +932,68 @@ def conv2d(
         )
 
     parents = (x, weight) if bias is None else (x, weight, bias)
-    return _make(y, parents, backward, "conv2d")
+    return _make(y, parents, backward, "conv2d" if activation is None else "conv2d+relu")
+
+
+def conv2d_relu_max_pool2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    conv: tuple,
+    pool: tuple,
+) -> Tensor:
+    """``max_pool2d(relu(conv2d(x, weight, bias, *conv)), *pool)`` as one node.
+
+    ``conv`` is ``(stride, padding, dilation, groups, algo)`` and ``pool``
+    ``(kernel_size, stride, padding, dilation, ceil_mode)``. The pattern of the
+    classic CNNs, fused: the ReLU is applied as the convolution's outputs are
+    stored, and in the backward to the pooled gradient (a pooled value is > 0
+    exactly where the input it selected is), so the convolution's output is
+    neither kept for the backward nor masked at full size. Same values and
+    gradients as the three ops one after the other.
+    """
+    F = _kernels_for("conv2d", ("x", x), ("weight", weight), ("bias", bias))
+    xd, wd = x.data, weight.data
+    stride, padding, dilation, groups, algo = conv
+    y = _timed(
+        "conv2d.forward",
+        F.conv2d,
+        xd,
+        wd,
+        None if bias is None else bias.data,
+        stride,
+        padding,
+        dilation,
+        groups,
+        algo=algo,
+        activation="relu",
+    )
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    if not (_grad_enabled and any(t.requires_grad for t in parents)):
+        return _wrap(_timed("max_pool2d.forward", F.max_pool2d, y, *pool))
+    p, idx = _timed("max_pool2d.forward", F.max_pool2d, y, *pool, True)
+    y_shape = y.shape
+    del y
+
+    def backward(g: np.ndarray) -> tuple:
+        g = _timed("relu.backward", F.relu_backward, g, p)
+        gy = _timed("max_pool2d.backward", F.max_pool2d_backward, g, idx, y_shape)
+        mask = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+        return _timed(
+            "conv2d.backward",
+            F.conv2d_backward,
+            gy,
+            xd,
+            wd,
+            stride,
+            padding,
+            dilation,
+            groups,
+            algo=algo,
+            output_mask=mask,
+        )
+
+    return _make(p, parents, backward, "conv2d+relu+max_pool2d")
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

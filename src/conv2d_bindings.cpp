@@ -64,9 +64,17 @@ Conv2dParams conv_params(const char* op, const ArrayIn& x, const ArrayIn& w, py:
   return p;
 }
 
+// activation: None or "relu" (applied as y is stored).
+bool activation_arg(py::handle obj, const char* op) {
+  if (obj.is_none()) return false;
+  if (py::isinstance<py::str>(obj) && obj.cast<std::string>() == "relu") return true;
+  throw py::value_error(std::string(op) + ": activation must be None or 'relu', got " +
+                        std::string(py::repr(obj)));
+}
+
 py::array conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride,
                          py::handle padding, py::handle dilation, py::handle groups,
-                         py::handle algo_obj) {
+                         py::handle algo_obj, py::handle activation) {
   const char* op = "conv2d";
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
   const ArrayIn w = float32_array(w_obj, op, "weight", 4, "(K, C/groups, R, S)");
@@ -78,12 +86,13 @@ py::array conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, p
                           ", got " + shape_text(b.shape));
   }
   const ConvAlgo algo = algo_arg(algo_obj, op);
+  const bool relu = activation_arg(activation, op);
   py::array_t<float> y = new_float32({p.N, p.K, p.P, p.Q});
   float* yp = y.mutable_data();
   fastconv::Status st;
   {
     py::gil_scoped_release release;
-    st = fastconv::conv2d_forward(yp, x.f32(), w.f32(), b.f32(), p, algo);
+    st = fastconv::conv2d_forward(yp, x.f32(), w.f32(), b.f32(), p, algo, relu);
   }
   throw_if_error(st);
   return std::move(y);
@@ -157,7 +166,7 @@ void bind_conv2d(py::module_& m) {
         py::arg("groups"));
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
-        py::arg("algo"));
+        py::arg("algo"), py::arg("activation") = py::none());
   m.def("conv2d_backward", &conv2d_backward, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("algo"), py::arg("output_mask"));

@@ -268,6 +268,66 @@ def test_layers_call_the_functional_backward():
     np.testing.assert_array_equal(lin.bias.grad, db)
 
 
+@pytest.mark.parametrize(
+    "stack, expect_op",
+    [
+        ("conv_relu", "conv2d+relu"),
+        ("conv_relu_pool", "conv2d+relu+max_pool2d"),
+        ("conv_relu_conv", "conv2d+relu"),
+    ],
+)
+def test_sequential_fuses_conv_relu_and_pool(stack, expect_op):
+    """Conv2d -> ReLU (-> MaxPool2d) inside a Sequential run as one op, with the
+    same output and gradients, bitwise, as the modules one by one
+    (fuse_relu=False); NaN in the input follows the same rules."""
+    layers = {
+        "conv_relu": lambda: [nn.Conv2d(3, 8, 3, padding=1), nn.ReLU()],
+        "conv_relu_pool": lambda: [nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)],
+        "conv_relu_conv": lambda: [nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3), nn.ReLU()],
+    }[stack]
+    nn.manual_seed(1)
+    fused = nn.Sequential(*layers())
+    plain = nn.Sequential(*layers())
+    plain.load_state_dict(fused.state_dict())
+    plain.fuse_relu = False
+    x = _f32(2, 3, 9, 11)
+    x[0, 1, 4, 4] = np.nan
+    outs = []
+    for model in (fused, plain):
+        xt = Tensor(x, requires_grad=True)
+        y = model(xt)
+        outs.append((y, xt))
+        y.backward(np.ones(y.shape, np.float32) + _f32(*y.shape, seed=5))
+    (yf, xf), (yp, xp) = outs
+    assert yf._op == expect_op and yp._op in ("relu", "max_pool2d")  # one fused node
+    np.testing.assert_array_equal(yf.data, yp.data)
+    np.testing.assert_array_equal(xf.grad, xp.grad)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a.grad, b.grad)
+    with no_grad():  # the inference path of the fused op
+        np.testing.assert_array_equal(fused(Tensor(x)).data, yp.data)
+
+
+def test_conv2d_activation_relu_is_relu_of_conv2d():
+    """The functional conv2d's fused ReLU: relu(conv2d(...)) for every algorithm,
+    bitwise, NaN kept; the reference does the same; other values are refused."""
+    x, w, b = _f32(2, 4, 9, 10), _f32(6, 4, 3, 3, seed=1), _f32(6, seed=2)
+    x[1, 2, 3, 3] = np.nan
+    for algo in fastconv._core.conv_algos():
+        want = fastconv.relu(fastconv.conv2d(x, w, b, padding=1, algo=algo))
+        got = fastconv.conv2d(x, w, b, padding=1, algo=algo, activation="relu")
+        np.testing.assert_array_equal(got, want, err_msg=algo)
+    ref = fastconv.reference
+    np.testing.assert_array_equal(
+        ref.conv2d(x, w, b, padding=1, activation="relu"), ref.relu(ref.conv2d(x, w, b, padding=1))
+    )
+    for bad in ("gelu", "RELU", 1):
+        with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+            fastconv.conv2d(x, w, b, activation=bad)
+        with pytest.raises(ValueError, match="activation must be None or 'relu'"):
+            ref.conv2d(x, w, b, activation=bad)
+
+
 def test_first_layer_skips_input_gradient():
     """An input that does not require grad gets no gradient (output_mask off)."""
     conv = nn.Conv2d(1, 2, 3)

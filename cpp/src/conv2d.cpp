@@ -101,16 +101,17 @@ Status reduce_partials(float* dw, const float* partials, int64_t chunks, int64_t
 }  // namespace
 
 Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
-                      const Conv2dParams& p, ConvAlgo algo) {
+                      const Conv2dParams& p, ConvAlgo algo, bool relu) {
   if (p.N == 0) return Status::Ok();
   const ConvAlgo a = resolve(algo, ConvPass::kForward, p);
-  if (a == ConvAlgo::kIm2col) return conv2d_forward_im2col(y, x, w, b, p);
-  if (a == ConvAlgo::kImplicit) return conv2d_forward_implicit(y, x, w, b, p);
+  if (a == ConvAlgo::kIm2col) return conv2d_forward_im2col(y, x, w, b, p, relu);
+  if (a == ConvAlgo::kImplicit) return conv2d_forward_implicit(y, x, w, b, p, relu);
   const KernelTable& kt = kernels();
   const int64_t PQ = p.P * p.Q;
   return parallel_for(p.N * p.K, [&](int64_t i) {  // one (n, k) plane of y
     const int64_t n = i / p.K, k = i % p.K;
     kt.conv2d_forward_direct(y + i * PQ, x + n * p.C * p.H * p.W, w, b, p, k);
+    if (relu) kt.relu_forward(y + i * PQ, y + i * PQ, PQ);  // the plane is still in L1/L2
     return true;
   });
 }

@@ -133,10 +133,10 @@ class PatchColumns final : public GemmOperand {
 
 // tile (mb, ncols), ldc apart (+)= the packed A block (mb pixels x kd, MR-row
 // panels) times the K block at pc of b (ncols columns of NR-wide panels);
-// first / last and the column bias as in GemmTile.
+// first / last, the column bias and relu as in GemmTile.
 void multiply_block(float* tile, int64_t ldc, const float* a, int64_t mb, const PackedOperand& b,
                     int64_t ncols, int64_t pc, int64_t kd, bool first, bool last,
-                    const float* col_bias) {
+                    const float* col_bias, bool relu = false) {
   const GemmBlocking& bl = gemm_blocking();
   const KernelTable& kt = kernels();
   const int mr = bl.mr, nr = bl.nr;
@@ -146,6 +146,7 @@ void multiply_block(float* tile, int64_t ldc, const float* a, int64_t mb, const 
   t.kc = kd;
   t.first = first;
   t.last = last;
+  t.relu = relu;
   for (int64_t j = 0; j < ncols; j += nr) {
     const int64_t n = std::min<int64_t>(nr, ncols - j);
     const float* bp = b.packed(j, n, pc, kd, nr);
@@ -176,7 +177,7 @@ void store_tile(float* y, const float* tile, int64_t ldc, const PatchSource& s, 
 // y = the convolution described by `s` with the weights of each group
 // packed as B operands (outer Kg, depth Cg*R*S), + bias (may be null).
 Status implicit_gemm(float* y, const PatchSource& s, int64_t N, int64_t K, int64_t G,
-                     const float* bias, const std::vector<PackedOperand>& weights) {
+                     const float* bias, bool relu, const std::vector<PackedOperand>& weights) {
   const GemmBlocking& bl = gemm_blocking();
   const KernelTable& kt = kernels();
   const int mr = bl.mr;
@@ -199,7 +200,7 @@ Status implicit_gemm(float* y, const PatchSource& s, int64_t N, int64_t K, int64
       const int64_t kd = std::min(bl.kc, CRS - pc);
       kt.conv2d_pack_patches(a, sg, m0, mb, pc, kd, mr);
       multiply_block(tile, ldc, a, mb, weights[static_cast<size_t>(g)], Kg, pc, kd, pc == 0,
-                     pc + kd == CRS, bias ? bias + g * Kg : nullptr);
+                     pc + kd == CRS, bias ? bias + g * Kg : nullptr, relu);
     }
     store_tile(y, tile, ldc, s, K, g, Kg, m0, mb);
     return true;
@@ -222,7 +223,7 @@ Status pack_weights(std::vector<PackedOperand>* out, int64_t G, int64_t Kg, int6
 }  // namespace
 
 Status conv2d_forward_implicit(float* y, const float* x, const float* w, const float* b,
-                               const Conv2dParams& p) {
+                               const Conv2dParams& p, bool relu) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S;
   std::vector<PackedOperand> weights;
   FASTCONV_RETURN_IF_ERROR(pack_weights(
@@ -232,7 +233,7 @@ Status conv2d_forward_implicit(float* y, const float* x, const float* w, const f
   const PatchSource s{x,          p.C,        p.H,        p.W,         p.Cg(),
                       p.R,        p.S,        p.P,        p.Q,         p.stride_h,
                       p.stride_w, p.dil_h,    p.dil_w,    -p.pad_top,  -p.pad_left};
-  return implicit_gemm(y, s, p.N, p.K, p.G, b, weights);
+  return implicit_gemm(y, s, p.N, p.K, p.G, b, relu, weights);
 }
 
 Status conv2d_backward_weight_implicit(float* dw_partials, const float* dy, const float* x,

@@ -25,7 +25,7 @@ void im2col(float* col, const float* x, const Conv2dParams& p, int64_t g);
 void col2im(float* dx, const float* col, const Conv2dParams& p, int64_t g);
 
 Status conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b,
-                             const Conv2dParams& p);
+                             const Conv2dParams& p, bool relu);
 Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
                                     const Conv2dParams& p);
 // dw_partials holds weight_grad_chunks(N) arrays of K*C/G*R*S floats.
@@ -35,7 +35,7 @@ Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const 
 // The implicit-GEMM algorithm (conv2d_implicit.cpp): the batch as one GEMM
 // per group, pixels as rows, patches packed straight from the images.
 Status conv2d_forward_implicit(float* y, const float* x, const float* w, const float* b,
-                               const Conv2dParams& p);
+                               const Conv2dParams& p, bool relu);
 // dw_partials holds weight_grad_chunks(N) arrays of K*C/G*R*S floats.
 Status conv2d_backward_weight_implicit(float* dw_partials, const float* dy, const float* x,
                                        const Conv2dParams& p);

@@ -145,7 +145,7 @@ class PackedWeights {
 }  // namespace
 
 Status conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b,
-                             const Conv2dParams& p) {
+                             const Conv2dParams& p, bool relu) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   PackedWeights wp;
   FASTCONV_RETURN_IF_ERROR(wp.pack(w, p, /*transpose=*/false));
@@ -157,6 +157,7 @@ Status conv2d_forward_im2col(float* y, const float* x, const float* w, const flo
       // y_g (K/G, PQ) = w_g * col + b_g; col[crs][pq] is depth-major along crs.
       GemmEpilogue ep;
       ep.row_bias = b ? b + g * Kg : nullptr;
+      ep.relu = relu;
       FASTCONV_RETURN_IF_ERROR(run_gemm(threaded, Kg, PQ, CRS, wp.group(g),
                                         DenseOperand(col, PQ, false), 0.0f,
                                         y + (n * p.K + g * Kg) * PQ, PQ, ep));

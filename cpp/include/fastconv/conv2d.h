@@ -31,9 +31,10 @@ const char* conv_pass_name(ConvPass p);                // "forward", "backward_i
 // The algorithm kAuto resolves to for this pass and shape.
 ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p);
 
-// y = conv(x, w) + b; b may be null.
+// y = conv(x, w) + b; b may be null. With relu, y = max(y, 0) (NaN kept),
+// applied as each output is stored (no second pass over y).
 Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
-                      const Conv2dParams& p, ConvAlgo algo);
+                      const Conv2dParams& p, ConvAlgo algo, bool relu = false);
 // dx = d(loss)/dx given dy = d(loss)/dy.
 Status conv2d_backward_input(float* dx, const float* dy, const float* w, const Conv2dParams& p,
                              ConvAlgo algo);
