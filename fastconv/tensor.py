@@ -880,6 +880,28 @@ def cat(tensors: Sequence[Tensor], dim: int = 1) -> Tensor:
 # --------------------------------------------------------------------------
 
 
+def _conv_forward(F: Any, x: Tensor, weight: Tensor, bias: Tensor | None, conv: tuple,
+                  activation: str | None) -> np.ndarray:
+    """F.conv2d on the tensors' data; conv = (stride, padding, dilation, groups, algo)."""
+    stride, padding, dilation, groups, algo = conv
+    b = None if bias is None else bias.data
+    return _timed(
+        "conv2d.forward", F.conv2d, x.data, weight.data, b, stride, padding, dilation, groups,
+        algo=algo, activation=activation,
+    )  # fmt: skip
+
+
+def _conv_backward(F: Any, g: np.ndarray, x: Tensor, weight: Tensor, bias: Tensor | None,
+                   conv: tuple) -> tuple:
+    """F.conv2d_backward for the inputs that need a gradient."""
+    stride, padding, dilation, groups, algo = conv
+    mask = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
+    return _timed(
+        "conv2d.backward", F.conv2d_backward, g, x.data, weight.data, stride, padding, dilation,
+        groups, algo=algo, output_mask=mask,
+    )  # fmt: skip
+
+
 def conv2d(
     x: Tensor,
     weight: Tensor,
@@ -898,38 +920,13 @@ def conv2d(
     saved output first (what :func:`relu`'s backward does).
     """
     F = _kernels_for("conv2d", ("x", x), ("weight", weight), ("bias", bias))
-    xd, wd = x.data, weight.data
-    y = _timed(
-        "conv2d.forward",
-        F.conv2d,
-        xd,
-        wd,
-        None if bias is None else bias.data,
-        stride,
-        padding,
-        dilation,
-        groups,
-        algo=algo,
-        activation=activation,
-    )
+    conv = (stride, padding, dilation, groups, algo)
+    y = _conv_forward(F, x, weight, bias, conv, activation)
 
     def backward(g: np.ndarray) -> tuple:
-        mask = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
         if activation == "relu":
             g = _timed("relu.backward", F.relu_backward, g, y)
-        return _timed(
-            "conv2d.backward",
-            F.conv2d_backward,
-            g,
-            xd,
-            wd,
-            stride,
-            padding,
-            dilation,
-            groups,
-            algo=algo,
-            output_mask=mask,
-        )
+        return _conv_backward(F, g, x, weight, bias, conv)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     return _make(y, parents, backward, "conv2d" if activation is None else "conv2d+relu")
@@ -953,21 +950,7 @@ def conv2d_relu_max_pool2d(
     gradients as the three ops one after the other.
     """
     F = _kernels_for("conv2d", ("x", x), ("weight", weight), ("bias", bias))
-    xd, wd = x.data, weight.data
-    stride, padding, dilation, groups, algo = conv
-    y = _timed(
-        "conv2d.forward",
-        F.conv2d,
-        xd,
-        wd,
-        None if bias is None else bias.data,
-        stride,
-        padding,
-        dilation,
-        groups,
-        algo=algo,
-        activation="relu",
-    )
+    y = _conv_forward(F, x, weight, bias, conv, "relu")
     parents = (x, weight) if bias is None else (x, weight, bias)
     if not (_grad_enabled and any(t.requires_grad for t in parents)):
         return _wrap(_timed("max_pool2d.forward", F.max_pool2d, y, *pool))
@@ -978,20 +961,7 @@ def conv2d_relu_max_pool2d(
     def backward(g: np.ndarray) -> tuple:
         g = _timed("relu.backward", F.relu_backward, g, p)
         gy = _timed("max_pool2d.backward", F.max_pool2d_backward, g, idx, y_shape)
-        mask = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
-        return _timed(
-            "conv2d.backward",
-            F.conv2d_backward,
-            gy,
-            xd,
-            wd,
-            stride,
-            padding,
-            dilation,
-            groups,
-            algo=algo,
-            output_mask=mask,
-        )
+        return _conv_backward(F, gy, x, weight, bias, conv)
 
     return _make(p, parents, backward, "conv2d+relu+max_pool2d")
 
