@@ -176,8 +176,80 @@ void store_tile(float* y, const float* tile, int64_t ldc, const PatchSource& s, 
 
 // y = the convolution described by `s` with the weights of each group
 // packed as B operands (outer Kg, depth Cg*R*S), + bias (may be null).
+// The same product with A read in place (an indirection buffer, no packing):
+// a task takes whole output rows, each split into panels of at most MR
+// pixels, and for every tap a panel's row pointer goes straight into x when
+// the tap stays inside the image (a copy only at the borders). The
+// microkernel then reads A from wherever the image rows are in L2 instead of
+// streaming a packed block, which is slower per FMA; it pays where each A
+// panel meets few column panels (K/G <= 64) and rows are short (8 to 32
+// pixels, a panel of 11 of 14 rows loses little). A/B in alternating
+// processes, 1 thread: LeNet conv2 1.37-1.73 -> 1.19-1.50 ms, Keras conv2
+// 7.2-8.4 -> 7.2-7.5; but AlexNet conv2 (K = 256) 133-137 -> 141-146 and
+// VGG 3x3 (Q = 56) 44-47 -> 47-48, which keep the packed A.
+Status implicit_gemm_indirect(float* y, const PatchSource& s, int64_t N, int64_t K, int64_t G,
+                              const float* bias, bool relu,
+                              const std::vector<PackedOperand>& weights) {
+  const GemmBlocking& bl = gemm_blocking();
+  const KernelTable& kt = kernels();
+  const int mr = bl.mr, nr = bl.nr;
+  const int64_t Kg = K / G, CRS = s.Cg * s.R * s.S, Q = s.Q, rows_total = N * s.P;
+  const int64_t panels_per_row = ceil_div(Q, mr);
+  // Output rows per task: about MC pixels, fewer when that leaves the
+  // threads under four tasks each.
+  const int64_t want = ceil_div(rows_total, 4 * int64_t{team_threads()});
+  const int64_t rows_max = std::clamp<int64_t>(want, 1, std::max<int64_t>(1, bl.mc / Q));
+  const int64_t blocks = ceil_div(rows_total, rows_max);
+  const int64_t ldc = Kg, kd_max = std::min(bl.kc, CRS);
+  static const float kZeros[16] = {};
+  return parallel_for(blocks * G, [&](int64_t task) {
+    const int64_t g = task % G, row0 = task / G * rows_max;
+    const int64_t nrows = std::min(rows_max, rows_total - row0);
+    const int64_t m0 = row0 * Q, mb = nrows * Q, npanels = nrows * panels_per_row;
+    PatchSource sg = s;
+    sg.g = g;
+    float* tile = thread_workspace(kSlotTile, mb * ldc);
+    float* scratch = thread_workspace(kSlotGemmA, npanels * kd_max * 16);
+    // Pointers, in a float workspace of twice their count (64-byte aligned).
+    float* rows_buf = thread_workspace(kSlotRows, npanels * kd_max * 2);
+    if (tile == nullptr || scratch == nullptr || rows_buf == nullptr) return false;
+    const float** rows = reinterpret_cast<const float**>(rows_buf);
+    GemmTile t;
+    t.ldc = ldc;
+    t.ldb = nr;
+    t.relu = relu;
+    for (int64_t pc = 0; pc < CRS; pc += bl.kc) {
+      const int64_t kd = std::min(bl.kc, CRS - pc);
+      for (int64_t pn = 0; pn < npanels; ++pn) {  // panel pn: row pn / ppr, piece pn % ppr
+        const int64_t i = pn / panels_per_row * Q + pn % panels_per_row * mr;
+        const int m = static_cast<int>(std::min<int64_t>(mr, Q - pn % panels_per_row * mr));
+        kt.conv2d_patch_rows(rows + pn * kd, scratch + pn * kd * 16, kZeros, sg, m0 + i, m, pc,
+                             kd);
+      }
+      t.kc = kd;
+      t.first = pc == 0;
+      t.last = pc + kd == CRS;
+      for (int64_t j = 0; j < Kg; j += nr) {
+        const int64_t n = std::min<int64_t>(nr, Kg - j);
+        const float* bp = weights[static_cast<size_t>(g)].packed(j, n, pc, kd, nr);
+        t.n = static_cast<int>(n);
+        t.col_bias = bias ? bias + g * Kg + j : nullptr;
+        for (int64_t pn = 0; pn < npanels; ++pn) {
+          const int64_t i = pn / panels_per_row * Q + pn % panels_per_row * mr;
+          t.m = static_cast<int>(std::min<int64_t>(mr, Q - pn % panels_per_row * mr));
+          kt.sgemm_ukernel_indirect(tile + i * ldc + j, rows + pn * kd, bp, t);
+        }
+      }
+    }
+    store_tile(y, tile, ldc, s, K, g, Kg, m0, mb);
+    return true;
+  });
+}
+
 Status implicit_gemm(float* y, const PatchSource& s, int64_t N, int64_t K, int64_t G,
                      const float* bias, bool relu, const std::vector<PackedOperand>& weights) {
+  if (s.stride_w == 1 && s.Q >= 8 && s.Q <= 32 && K / G <= 2 * gemm_blocking().nr)
+    return implicit_gemm_indirect(y, s, N, K, G, bias, relu, weights);
   const GemmBlocking& bl = gemm_blocking();
   const KernelTable& kt = kernels();
   const int mr = bl.mr;

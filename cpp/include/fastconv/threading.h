@@ -113,6 +113,7 @@ enum WorkspaceSlot {
   kSlotPartials,     // weight-gradient partial sums
   kSlotWeights,      // weights packed once per call
   kSlotTile,         // a block of a GEMM's output (the implicit-GEMM tasks)
+  kSlotRows,         // row pointers of an indirect GEMM's A (the implicit-GEMM tasks)
   kNumSlots
 };
 float* thread_workspace(WorkspaceSlot slot, int64_t n_floats);

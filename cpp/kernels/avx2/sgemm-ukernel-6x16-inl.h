@@ -33,19 +33,32 @@ static inline __m256 sgemm_finish(__m256 acc, const float* c, __m256i mask, cons
   return v;
 }
 
-template <int M>
-static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const GemmTile& t) {
+namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
+// Where depth step k of A lies: a packed panel (6 values per step) or rows
+// given one by one (sgemm_ukernel_indirect).
+struct PackedA {
+  const float* a;
+  const float* at(int64_t k) const { return a + 6 * k; }
+};
+struct RowsA {
+  const float* const* rows;
+  const float* at(int64_t k) const { return rows[k]; }
+};
+}  // namespace
+
+template <int M, class A>
+static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTile& t) {
   __m256 acc[M][2];
   for (int i = 0; i < M; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t k = 0; k < t.kc; ++k) {
     const __m256 b0 = _mm256_loadu_ps(b);
     const __m256 b1 = _mm256_loadu_ps(b + 8);
+    const float* ak = a.at(k);
     for (int i = 0; i < M; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(ak + i);
       acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
     }
-    a += 6;
     b += t.ldb;
   }
   const __m256i m0 = sgemm_mask8(t.n), m1 = sgemm_mask8(t.n - 8);
@@ -59,7 +72,8 @@ static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const G
   }
 }
 
-void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
+template <class A>
+static void sgemm_ukernel_m(float* c, const A a, const float* b, const GemmTile& t) {
   switch (t.m) {
     case 6: return sgemm_ukernel_rows<6>(c, a, b, t);
     case 5: return sgemm_ukernel_rows<5>(c, a, b, t);
@@ -68,6 +82,14 @@ void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) 
     case 2: return sgemm_ukernel_rows<2>(c, a, b, t);
     default: return sgemm_ukernel_rows<1>(c, a, b, t);
   }
+}
+
+void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
+  sgemm_ukernel_m(c, PackedA{a}, b, t);
+}
+
+void sgemm_ukernel_indirect(float* c, const float* const* a, const float* b, const GemmTile& t) {
+  sgemm_ukernel_m(c, RowsA{a}, b, t);
 }
 
 }  // namespace avx2

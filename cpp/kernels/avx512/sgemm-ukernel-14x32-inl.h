@@ -35,10 +35,26 @@ static inline __m512 sgemm_finish(__m512 acc, const float* c, __mmask16 mask, co
   return v;
 }
 
+namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
+// Where depth step k of A lies: a packed panel (14 values per step) or rows
+// given one by one (sgemm_ukernel_indirect).
+struct PackedA {
+  const float* a;
+  const float* at(int64_t k) const { return a + 14 * k; }
+  const float* ahead(int64_t k) const { return a + 14 * (k + 12); }  // A streams from L2
+};
+struct RowsA {  // the data may be anywhere in L2: fetch 8 steps ahead
+  const float* const* rows;
+  int64_t last;  // kc - 1
+  const float* at(int64_t k) const { return rows[k]; }
+  const float* ahead(int64_t k) const { return rows[k + 8 < last ? k + 8 : last]; }
+};
+}  // namespace
+
 // M rows x NV*16 columns (NV = 2, or 1 for a tile of at most 16 columns:
 // half the FMAs for the ragged last panel of a narrow C, e.g. 169 columns).
-template <int M, int NV>
-static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const GemmTile& t) {
+template <int M, int NV, class A>
+static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTile& t) {
   __m512 acc[M][NV];
   for (int i = 0; i < M; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_ps();
@@ -50,12 +66,12 @@ static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const G
   for (int64_t k = 0; k < t.kc; ++k) {
     __m512 bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
-    _mm_prefetch(reinterpret_cast<const char*>(a + 14 * 12), _MM_HINT_T0);  // A streams from L2
+    _mm_prefetch(reinterpret_cast<const char*>(a.ahead(k)), _MM_HINT_T0);
+    const float* ak = a.at(k);
     for (int i = 0; i < M; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      const __m512 ai = _mm512_set1_ps(ak[i]);
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, bv[v], acc[i][v]);
     }
-    a += 14;
     b += t.ldb;
   }
   const int n = t.n;
@@ -72,8 +88,8 @@ static void sgemm_ukernel_rows(float* c, const float* a, const float* b, const G
   }
 }
 
-template <int NV>
-static void sgemm_ukernel_cols(float* c, const float* a, const float* b, const GemmTile& t) {
+template <int NV, class A>
+static void sgemm_ukernel_cols(float* c, const A a, const float* b, const GemmTile& t) {
   switch (t.m) {
     case 14: return sgemm_ukernel_rows<14, NV>(c, a, b, t);
     case 13: return sgemm_ukernel_rows<13, NV>(c, a, b, t);
@@ -93,8 +109,14 @@ static void sgemm_ukernel_cols(float* c, const float* a, const float* b, const G
 }
 
 void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
-  if (t.n <= 16) return sgemm_ukernel_cols<1>(c, a, b, t);
-  return sgemm_ukernel_cols<2>(c, a, b, t);
+  if (t.n <= 16) return sgemm_ukernel_cols<1>(c, PackedA{a}, b, t);
+  return sgemm_ukernel_cols<2>(c, PackedA{a}, b, t);
+}
+
+void sgemm_ukernel_indirect(float* c, const float* const* a, const float* b, const GemmTile& t) {
+  if (t.kc <= 0) return sgemm_ukernel_cols<1>(c, PackedA{nullptr}, b, t);  // C = epilogue only
+  if (t.n <= 16) return sgemm_ukernel_cols<1>(c, RowsA{a, t.kc - 1}, b, t);
+  return sgemm_ukernel_cols<2>(c, RowsA{a, t.kc - 1}, b, t);
 }
 
 }  // namespace avx512

@@ -128,6 +128,37 @@ void conv2d_col2im_hwc_add(float* dx_hwc, const float* rows, int64_t ld, const P
   }
 }
 
+void conv2d_patch_rows(const float** rows, float* scratch, const float* zeros,
+                       const PatchSource& s, int64_t m0, int m, int64_t k0, int64_t kd) {
+  const int64_t PQ = s.P * s.Q, HW = s.H * s.W, RS = s.R * s.S;
+  const int64_t n = m0 / PQ, p = (m0 % PQ) / s.Q, q0 = m0 % s.Q;
+  const int64_t h0 = p * s.stride_h + s.off_h, w0 = q0 + s.off_w;  // tap (0, 0, 0), pixel 0
+  const float* image = s.x + (n * s.C + s.g * s.Cg) * HW;
+  int64_t c = k0 / RS, r = (k0 % RS) / s.S, t = k0 % s.S;
+  for (int64_t k = 0; k < kd; ++k) {
+    const int64_t h = h0 + r * s.dil_h, w = w0 + t * s.dil_w;  // pixel 0's input position
+    if (h < 0 || h >= s.H) {
+      rows[k] = zeros;
+    } else {
+      const float* src = image + c * HW + h * s.W;
+      if (w >= 0 && w + m <= s.W) {
+        rows[k] = src + w;
+      } else {
+        float* out = scratch + k * 16;
+        for (int j = 0; j < m; ++j) out[j] = (w + j >= 0 && w + j < s.W) ? src[w + j] : 0.0f;
+        rows[k] = out;
+      }
+    }
+    if (++t == s.S) {
+      t = 0;
+      if (++r == s.R) {
+        r = 0;
+        ++c;
+      }
+    }
+  }
+}
+
 #ifndef FASTCONV_NATIVE_PATCH_KERNELS
 void conv2d_pack_patches(float* dst, const PatchSource& s, int64_t m0, int64_t mb, int64_t k0,
                          int64_t kd, int mr) {

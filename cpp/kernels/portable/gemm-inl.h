@@ -6,13 +6,27 @@
 namespace fastconv {
 namespace FASTCONV_ISA_NS {
 
-void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
+namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
+// A's depth step k: a packed panel (4 values per step), or rows one by one
+// (sgemm_ukernel_indirect; only t.m of them are read).
+struct PackedA {
+  const float* a;
+  const float* at(int64_t k) const { return a + 4 * k; }
+};
+struct RowsA {
+  const float* const* rows;
+  const float* at(int64_t k) const { return rows[k]; }
+};
+}  // namespace
+
+template <class A>
+static void sgemm_tile(float* c, const A a, const float* b, const GemmTile& t) {
   constexpr int MR = 4, NR = 8;
   float acc[MR][NR] = {};
   for (int64_t k = 0; k < t.kc; ++k) {
-    for (int i = 0; i < MR; ++i)
-      for (int j = 0; j < NR; ++j) acc[i][j] += a[i] * b[j];
-    a += MR;
+    const float* ak = a.at(k);
+    for (int i = 0; i < t.m; ++i)
+      for (int j = 0; j < NR; ++j) acc[i][j] += ak[i] * b[j];
     b += t.ldb;
   }
   for (int i = 0; i < t.m; ++i) {
@@ -32,6 +46,14 @@ void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) 
       ci[j] = v;
     }
   }
+}
+
+void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
+  sgemm_tile(c, PackedA{a}, b, t);
+}
+
+void sgemm_ukernel_indirect(float* c, const float* const* a, const float* b, const GemmTile& t) {
+  sgemm_tile(c, RowsA{a}, b, t);
 }
 
 }  // namespace FASTCONV_ISA_NS
