@@ -37,7 +37,7 @@ def _load_core():
 _core = _load_core()
 
 from . import models, nn, optim, profiler, reference  # noqa: E402
-from ._config import get_num_threads, set_num_threads, show_config
+from ._config import get_num_threads, release_workspace, set_num_threads, show_config
 from .functional import (
     avg_pool2d,
     avg_pool2d_backward,
@@ -72,6 +72,7 @@ __all__ = [
     "profiler",
     "reference",
     "relu",
+    "release_workspace",
     "relu_backward",
     "set_num_threads",
     "show_config",

@@ -33,6 +33,17 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
+def release_workspace() -> None:
+    """Free the workspaces fastconv keeps between calls (column buffers, packed
+    operands, GEMM tiles) of the calling thread and of its OpenMP workers.
+
+    The next op allocates what it needs again (and pays the page faults of
+    fresh memory once). ``fastconv._core.workspace_bytes()`` gives the bytes
+    held now and at most since ``fastconv._core._reset_workspace_peak()``.
+    """
+    _core.release_workspace()
+
+
 def show_config() -> dict[str, Any]:
     """Describe this build and the kernels it would use.
 

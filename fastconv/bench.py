@@ -385,6 +385,9 @@ class Row:
     speedup: float | None = None  # baseline median / this median
     auto: bool = False
     status: str = "ok"
+    #: Workspace bytes a fastconv contender held at most during its first call
+    #: (beyond inputs and outputs; workspaces released before it).
+    extra_bytes: int | None = None
     #: CPUs used by other processes (and stolen) while this layer-pass was timed.
     background_cpus: float | None = None
     steal_cpus: float | None = None
@@ -692,7 +695,26 @@ def _mismatch(result: object, expected: list[np.ndarray]) -> str | None:
     return None
 
 
-def _measure(contenders: list[Contender], settings: Settings) -> dict[str, tuple[Timing, str]]:
+def _with_workspace_peak(label: str, fn: Callable[[], object], peaks: dict[str, int]):
+    """fn, whose first call starts from released workspaces and records their peak bytes."""
+    first = [True]
+
+    def call() -> object:
+        if not first[0]:
+            return fn()
+        first[0] = False
+        _core.release_workspace()
+        _core._reset_workspace_peak()
+        result = fn()
+        peaks[label] = int(_core.workspace_bytes()["peak"])
+        return result
+
+    return call
+
+
+def _measure(
+    contenders: list[Contender], settings: Settings, peaks: dict[str, int] | None = None
+) -> dict[str, tuple[Timing, str]]:
     """Time the runnable contenders; returns label -> (timing, status).
 
     The first warm-up result of every contender is checked against the
@@ -713,8 +735,14 @@ def _measure(contenders: list[Contender], settings: Settings) -> dict[str, tuple
             if note:
                 notes[runnable[i].label] = note
 
+    fns = [
+        _with_workspace_peak(c.label, c.fn, peaks)  # type: ignore[arg-type]
+        if peaks is not None and c.label.startswith("fastconv")
+        else c.fn
+        for c in runnable
+    ]
     timings = time_interleaved(
-        [c.fn for c in runnable],  # type: ignore[misc]
+        fns,  # type: ignore[arg-type]
         repeats=settings.repeats,
         max_time=settings.max_time,
         min_repeats=settings.min_repeats,
@@ -733,7 +761,8 @@ class _Table:
         ratio = "vs ref" if baseline == "reference" else f"vs {baseline}"
         self.cols = (("layer", 14, "<"), ("pass", 15, "<"), ("contender", 21, "<"),
                      ("ms", 10, ">"), ("n", 3, ">"), ("bg", 4, ">"), ("rate", 15, ">"),
-                     (ratio, max(8, len(ratio)), ">"), ("kernel", 0, "<"))  # fmt: skip
+                     (ratio, max(8, len(ratio)), ">"), ("extra MB", 8, ">"),
+                     ("kernel", 0, "<"))  # fmt: skip
 
     def line(self, values: Sequence[str]) -> str:
         return "  ".join(
@@ -748,13 +777,14 @@ class _Table:
         if row.auto and label.startswith("fastconv[") and not label.startswith("fastconv[auto"):
             label += "*"
         if row.median_ms is None:
-            return self.line([row.layer, row.pass_, label, "-", "0", "", "-", "-", row.status])
+            return self.line([row.layer, row.pass_, label, "-", "0", "", "-", "-", "", row.status])
         rate = f"{row.rate:.1f} {row.unit}" if row.rate is not None else "-"
         ratio = f"{row.speedup:.2f}x" if row.speedup is not None else "-"
         kernel = row.kernel if row.status == "ok" else f"{row.kernel}  <- {row.status}"
         bg = "" if row.background_cpus is None else f"{row.background_cpus + row.steal_cpus:.1f}"
+        extra = "" if row.extra_bytes is None else f"{row.extra_bytes / 2**20:.1f}"
         return self.line([row.layer, row.pass_, label, f"{row.median_ms:.3f}",
-                          str(len(row.samples_ms)), bg, rate, ratio, kernel])  # fmt: skip
+                          str(len(row.samples_ms)), bg, rate, ratio, extra, kernel])  # fmt: skip
 
 
 def _rows_for(
@@ -767,7 +797,8 @@ def _rows_for(
 ) -> list[Row]:
     contenders, work, unit = _contenders(s, pass_, settings, kernels, torch)
     monitor.interval()
-    results = _measure(contenders, settings)
+    peaks: dict[str, int] = {}
+    results = _measure(contenders, settings, peaks)
     load = monitor.interval()
     base = results.get(settings.baseline)
     base_median = base[0].median if base else None
@@ -784,6 +815,7 @@ def _rows_for(
             row.samples_ms = [t * 1e3 for t in timing.samples]
             row.rate = work / med / scale if work else None
             row.speedup = base_median / med if base_median else None
+            row.extra_bytes = peaks.get(c.label)
             if load is not None:
                 row.background_cpus, row.steal_cpus = load
         rows.append(row)

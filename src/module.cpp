@@ -89,6 +89,18 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("n"));
   m.def("get_num_threads", &fastconv::get_num_threads);
   m.def("build_info", &build_info);
+  m.def("release_workspace", [] {
+    py::gil_scoped_release release;
+    fastconv::release_workspaces();
+  }, "Free the kept workspaces (of the calling thread and the OpenMP workers).");
+  m.def("workspace_bytes", [] {
+    const fastconv::WorkspaceBytes b = fastconv::workspace_bytes();
+    py::dict d;
+    d["current"] = b.current;
+    d["peak"] = b.peak;
+    return d;
+  }, "Bytes in workspaces now and at most since _reset_workspace_peak().");
+  m.def("_reset_workspace_peak", &fastconv::reset_workspace_peak);
   m.def("_contention_state", [] {
     const fastconv::ContentionState s = fastconv::contention_state();
     py::dict d;

@@ -444,3 +444,52 @@ def test_import_leaves_the_environment_alone():
         timeout=120,
     )
     assert json.loads(proc.stdout) == {"GOMP_SPINCOUNT": "5"}, proc.stderr
+
+
+WORKSPACE_CHILD = textwrap.dedent(
+    r"""
+    import json
+    import numpy as np
+    import fastconv as fc
+    from fastconv import _core
+
+    fc.set_num_threads(2)
+    x = np.random.rand(8, 64, 20, 20).astype(np.float32)
+    w = np.random.rand(64, 64, 3, 3).astype(np.float32)
+    y = fc.conv2d(x, w, padding=1, algo="im2col")
+    held = _core.workspace_bytes()["current"]
+    fc.release_workspace()
+    after = _core.workspace_bytes()["current"]
+    again = fc.conv2d(x, w, padding=1, algo="im2col")
+    print(json.dumps({"held": held, "after": after, "same": bool((again == y).all()),
+                      "held_again": _core.workspace_bytes()["current"]}))
+    """
+)
+
+
+def test_release_workspace_frees_every_thread():
+    """Workspaces are kept across calls; release_workspace() frees those of the
+    calling thread and of both OpenMP workers, and the next call still works."""
+    (out,) = _run_child(WORKSPACE_CHILD)
+    assert out["held"] > 0 and out["held_again"] > 0, out
+    assert out["after"] == 0, out
+    assert out["same"], out
+
+
+def test_implicit_needs_less_workspace_than_im2col_on_large_images():
+    """AlexNet conv2's patches (2,400 x 729 per image): im2col holds one
+    image's column buffer per thread (7 MB), implicit blocks of MC pixels."""
+    import numpy as np
+
+    import fastconv
+    from fastconv import _core
+
+    x = np.ones((2, 96, 27, 27), np.float32)
+    w = np.ones((256, 96, 5, 5), np.float32)
+    peak = {}
+    for algo in ("im2col", "implicit"):
+        fastconv.release_workspace()
+        _core._reset_workspace_peak()
+        fastconv.conv2d(x, w, padding=2, algo=algo)
+        peak[algo] = _core.workspace_bytes()["peak"]
+    assert 0 < peak["implicit"] < peak["im2col"] / 2, peak

@@ -100,11 +100,23 @@ bool at_top_level() {
 constexpr int kLevels = 2;
 thread_local int t_level = 0;
 
+// Bytes held by every thread's workspaces, and the peak since the last reset.
+std::atomic<int64_t> g_ws_bytes{0};
+std::atomic<int64_t> g_ws_peak{0};
+
+void count_workspace_bytes(int64_t delta) {
+  const int64_t now = g_ws_bytes.fetch_add(delta) + delta;
+  int64_t peak = g_ws_peak.load(std::memory_order_relaxed);
+  while (now > peak && !g_ws_peak.compare_exchange_weak(peak, now)) {
+  }
+}
+
 struct ThreadWorkspaces {
   float* ptr[kNumSlots] = {};
   int64_t cap[kNumSlots] = {};
   void release() {
     for (int i = 0; i < kNumSlots; ++i) {
+      if (ptr[i] != nullptr) count_workspace_bytes(-cap[i] * static_cast<int64_t>(sizeof(float)));
       std::free(ptr[i]);
       ptr[i] = nullptr;
       cap[i] = 0;
@@ -291,9 +303,26 @@ float* thread_workspace(WorkspaceSlot slot, int64_t n_floats) {
   void* p = nullptr;
   if (posix_memalign(&p, 64, static_cast<size_t>(n) * sizeof(float)) != 0) return nullptr;
   std::free(ws.ptr[slot]);
+  count_workspace_bytes((n - ws.cap[slot]) * static_cast<int64_t>(sizeof(float)));
   ws.ptr[slot] = static_cast<float*>(p);
   ws.cap[slot] = n;
   return ws.ptr[slot];
 }
+
+void release_workspaces() {
+  for (ThreadWorkspaces& ws : t_ws) ws.release();
+  const int threads = get_num_threads();
+  if (threads <= 1) return;
+  Team team(threads);
+#pragma omp parallel num_threads(threads)
+  {
+    const TeamMember member(team);
+    for (ThreadWorkspaces& ws : t_ws) ws.release();
+  }
+}
+
+WorkspaceBytes workspace_bytes() { return {g_ws_bytes.load(), g_ws_peak.load()}; }
+
+void reset_workspace_peak() { g_ws_peak.store(g_ws_bytes.load()); }
 
 }  // namespace fastconv

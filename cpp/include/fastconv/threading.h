@@ -118,6 +118,19 @@ enum WorkspaceSlot {
 };
 float* thread_workspace(WorkspaceSlot slot, int64_t n_floats);
 
+// Frees the workspaces of the calling thread and of the OpenMP worker
+// threads (a parallel region in which each frees its own); the next op
+// allocates again. Other threads' workspaces are freed when they exit.
+void release_workspaces();
+// Bytes held in workspaces by all threads now, and the most held at once
+// since the last reset_workspace_peak() (what an op needs beyond its inputs
+// and outputs).
+struct WorkspaceBytes {
+  int64_t current, peak;
+};
+WorkspaceBytes workspace_bytes();
+void reset_workspace_peak();
+
 // Interrupts (Ctrl-C). The embedding installs a poll function (Python's
 // signal check); it is only ever called on the thread that started the op,
 // at most every kInterruptPollMs (tests may shorten that with
