@@ -47,8 +47,8 @@ struct RunTables {
       for (int64_t t = 0; t < s.S; ++t) {
         const int64_t w = w0 + t * s.dil_w;  // column of the run's first pixel
         // Pixels j of the run whose column w + j*stride_w lies in [0, W).
-        const int64_t lo = first_in_range(w, s.stride_w);
-        const int64_t hi = imin(runs.len[u], end_in_range(w, s.stride_w, s.W));
+        const int64_t lo = unit_stride ? imax(0, -w) : first_in_range(w, s.stride_w);
+        const int64_t hi = imin(runs.len[u], unit_stride ? s.W - w : end_in_range(w, s.stride_w, s.W));
         uint32_t bits = 0;
         if (hi > lo) bits = ((1u << (hi - lo)) - 1) << (runs.lane[u] + lo);
         col_mask[u][t] = static_cast<__mmask16>(bits);

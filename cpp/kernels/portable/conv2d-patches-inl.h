@@ -20,17 +20,23 @@ struct PatchRuns {
   int64_t n[16], p[16], q0[16], len[16], lane[16];
 };
 static inline void patch_runs(PatchRuns* r, const PatchSource& s, int64_t m0, int64_t count) {
+  // Divide once for the first pixel, then walk along rows and images.
   const int64_t PQ = s.P * s.Q;
+  int64_t n = m0 / PQ, p = (m0 % PQ) / s.Q, q = m0 % s.Q;
   r->count = 0;
   for (int64_t i = 0; i < count;) {
-    const int64_t m = m0 + i, pq = m % PQ, q = pq % s.Q;
     const int u = r->count++;
-    r->n[u] = m / PQ;
-    r->p[u] = pq / s.Q;
+    r->n[u] = n;
+    r->p[u] = p;
     r->q0[u] = q;
     r->len[u] = imin(s.Q - q, count - i);
     r->lane[u] = i;
     i += r->len[u];
+    q = 0;
+    if (++p == s.P) {
+      p = 0;
+      ++n;
+    }
   }
 }
 
