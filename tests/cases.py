@@ -149,6 +149,10 @@ CONV_CASES = [
     ConvCase("bi_depth_k600_1x1", N=2, C=3,  H=3,  W=4,  K=600, R=1, S=1),
     ConvCase("chunk_depth_n16",   N=16, C=2, H=18, W=20, K=5,  R=3, S=3),
     ConvCase("straddle_pq4_n5",   N=5, C=3,  H=3,  W=3,  K=9,  R=2, S=2),
+    # Direct backward-weight (conv2d_direct.cpp): K = 13 and 144 taps leave
+    # ragged filter and tap blocks; shifted copies of one image exceed its
+    # sub-chunk budget, so chunks of two images run as two sub-chunks.
+    ConvCase("dot_subchunks_n10", N=10, C=16, H=32, W=32, K=13, R=3, S=3, padding=1),
     # Non-square and boundary shapes.
     ConvCase("1x3",               N=1, C=3,  H=4,  W=9,  K=4,  R=1, S=3, padding=(0, 1)),
     ConvCase("3x1_s2",            N=1, C=2,  H=9,  W=6,  K=3,  R=3, S=1, stride=2),

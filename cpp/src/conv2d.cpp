@@ -47,7 +47,8 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   // Direct wins only when a group has very few filters (depthwise 3x3, 64
   // channels, 56x56: 3.1 vs 3.7 ms forward with im2col), where a GEMM
   // degenerates to a row-vector product; elsewhere the GEMM-based algorithms
-  // are 2-20x faster (every MNIST, LeNet and AlexNet layer, every pass).
+  // are 2-20x faster in forward and backward-input (every MNIST, LeNet and
+  // AlexNet layer), and direct wins backward-weight only as below.
   if (p.Kg() < 4) return ConvAlgo::kDirect;
   // Between im2col and implicit, measured on the anchor layers (1 thread,
   // AVX-512, Sapphire Rapids; benchmarks/compare_torch.py, docs/conv2d.md):
@@ -61,9 +62,16 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   //    3.1 ms), or at most 144 with C/G >= 16, whose gradients add up in
   //    whole vectors (Keras conv3: 1.1 vs 4.2, conv2: 8.8 vs 11.3); else
   //    im2col (LeNet conv2, C/G = 6: 3.2 vs 4.2; ResNet 1x1: 30 vs 48).
-  //  - backward_weight: implicit (a reduction over the whole chunk's pixels
-  //    instead of P*Q per image: Keras conv3 1.5 vs 3.9 ms, VGG 36 vs 47,
-  //    AlexNet conv1 40 vs 44; ties on Keras conv1 and ResNet 1x1).
+  //  - backward_weight: direct (dot products over shifted image copies,
+  //    conv2d_direct.cpp) for stride 1, planes of at least 64 pixels and few
+  //    taps, where the GEMMs' 14 x 32 tiles are mostly empty: Keras conv1
+  //    1.5 vs 2.6 ms (im2col) and 2.7 (implicit), LeNet conv1 0.6 vs 1.7 and
+  //    2.0 (AVX2: 3.4 vs 3.4 and 5.1; 1.5 vs 1.9 and 6.9); with AVX-512 up to
+  //    2,560 filter-taps (LeNet conv2, 16 x 150: 1.4 vs 1.6 implicit; AVX2
+  //    4.8 vs 2.4 im2col); Keras conv2 (64 x 288, shifted copies re-read
+  //    from L2 per block of 3 filters) 11 vs 6.4. Else implicit (a reduction
+  //    over the whole chunk's pixels instead of P*Q per image: Keras conv3
+  //    1.5 vs 3.9 ms, VGG 36 vs 47, AlexNet conv1 40 vs 44; ties on ResNet 1x1).
   const int64_t taps = p.Cg() * p.R * p.S;
   switch (pass) {
     case ConvPass::kForward:
@@ -72,8 +80,13 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
     case ConvPass::kBackwardInput:
       return p.P * p.Q <= 16 || (p.Cg() >= 16 && p.P * p.Q <= 144) ? ConvAlgo::kImplicit
                                                                     : ConvAlgo::kIm2col;
-    case ConvPass::kBackwardWeight:
-      return ConvAlgo::kImplicit;
+    case ConvPass::kBackwardWeight: {
+      const bool few_taps =
+          taps <= 32 || (isa_active() == Isa::kAvx512 && p.Kg() * taps <= 2560);
+      return p.stride_h == 1 && p.stride_w == 1 && p.P * p.Q >= 64 && few_taps
+                 ? ConvAlgo::kDirect
+                 : ConvAlgo::kImplicit;
+    }
   }
   return ConvAlgo::kIm2col;
 }
@@ -151,6 +164,8 @@ Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const 
     FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_implicit(partials, dy, x, p));
   } else if (a == ConvAlgo::kIm2col) {
     FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_im2col(partials, dy, x, p));
+  } else if (conv2d_backward_weight_shifted_applies(p)) {
+    FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_shifted(partials, dy, x, p));
   } else {
     const KernelTable& kt = kernels();
     FASTCONV_RETURN_IF_ERROR(parallel_for(chunks * p.K, [&](int64_t t) {  // (chunk, filter)

@@ -42,4 +42,11 @@ Status conv2d_backward_weight_implicit(float* dw_partials, const float* dy, cons
 Status conv2d_backward_input_implicit(float* dx, const float* dy, const float* w,
                                       const Conv2dParams& p);
 
+// The direct algorithm's backward-weight as dot products over shifted image
+// copies (conv2d_direct.cpp); stride 1 only (..._applies).
+bool conv2d_backward_weight_shifted_applies(const Conv2dParams& p);
+// dw_partials holds weight_grad_chunks(N) arrays of K*C/G*R*S floats.
+Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const float* x,
+                                      const Conv2dParams& p);
+
 }  // namespace fastconv

@@ -2,6 +2,7 @@
 // compiled with this directory's flags only (see CMakeLists.txt), in namespace
 // fastconv::avx512. Names in show_config() and tests: <kernel>__avx512.
 #include <cstdint>
+#include <utility>
 
 #include "fastconv/dispatch.h"
 #include "fastconv/gemm_tile.h"
@@ -11,7 +12,9 @@
 #include "kernels/portable/common-inl.h"
 #include "kernels/avx512/sgemm-ukernel-14x32-inl.h"
 #include "kernels/avx512/sgemm-pack-inl.h"
+#define FASTCONV_NATIVE_DOT_BLOCK  // conv2d-dot-inl.h has it
 #include "kernels/portable/conv2d-inl.h"
+#include "kernels/avx512/conv2d-dot-inl.h"
 #define FASTCONV_NATIVE_PATCH_KERNELS  // the file below has them
 #include "kernels/portable/conv2d-patches-inl.h"
 #include "kernels/avx512/conv2d-patches-inl.h"

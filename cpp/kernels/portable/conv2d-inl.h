@@ -151,5 +151,32 @@ void conv2d_backward_weight_direct(float* dw, const float* dy, const float* x,
 // The sum of one (n, k) plane of dy: the bias gradient's share of it.
 float conv2d_backward_bias(const float* x, int64_t n) { return sum_lanes16(x, n); }
 
+#ifndef FASTCONV_NATIVE_DOT_BLOCK  // the ISA's own file has it
+// The dot products of conv2d_dot_block one at a time: 16 partial sums per
+// product, combined in a fixed tree after the last image.
+bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const float* const* b,
+                      int64_t len, int64_t count, int64_t ld_a, int64_t ld_b, int kb, int t) {
+  if (t < 1 || t > 9 || kb < 1 || kb > 4 || (kb == 4 && t > 7)) return false;
+  if (out == nullptr) return true;
+  for (int i = 0; i < kb; ++i) {
+    for (int j = 0; j < t; ++j) {
+      float lanes[16] = {0};
+      for (int64_t c = 0; c < count; ++c) {
+        const float* __restrict ai = a[i] + c * ld_a;
+        const float* __restrict bj = b[j] + c * ld_b;
+        int64_t m = 0;
+        for (; m + 16 <= len; m += 16)
+          for (int l = 0; l < 16; ++l) lanes[l] += ai[m + l] * bj[m + l];
+        for (int l = 0; m + l < len; ++l) lanes[l] += ai[m + l] * bj[m + l];
+      }
+      for (int v = 8; v >= 1; v /= 2)
+        for (int l = 0; l < v; ++l) lanes[l] += lanes[l + v];
+      out[i * ldo + j] += lanes[0];
+    }
+  }
+  return true;
+}
+#endif
+
 }  // namespace FASTCONV_ISA_NS
 }  // namespace fastconv
