@@ -52,11 +52,16 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   if (p.Kg() < 4) return ConvAlgo::kDirect;
   // Between im2col and implicit, measured on the anchor layers (1 thread,
   // AVX-512, Sapphire Rapids; benchmarks/compare_torch.py, docs/conv2d.md):
-  //  - forward: implicit when the patches are long (C/G*R*S >= 64) and read
+  //  - forward: direct (tiles of filters x pixels over shifted image copies,
+  //    conv2d_direct.cpp; AVX-512 only) for stride 1, >= 64 pixels and at
+  //    most 160 taps: Keras conv1 1.0 vs 1.8 ms (im2col), LeNet conv1 0.56
+  //    vs 1.4, LeNet conv2 1.1-1.3 vs 1.2-1.6 (implicit); Keras conv2 7.1 vs
+  //    6-7.6 is a tie, and the copies (S times x) cost more as C grows.
+  //    Otherwise implicit when the patches are long (C/G*R*S >= 64) and read
   //    with stride 1 (its packing is vectorised there): Keras conv2 5.5 vs
   //    7.6 ms, conv3 1.0 vs 3.4, LeNet conv3 0.18 vs 2.4, VGG 3x3 42 vs 49.
   //    im2col for 1x1 kernels (ResNet 256->64: 26 vs 39 ms), few-channel
-  //    first layers (Keras conv1: 1.6 vs 2.3) and strides (AlexNet conv1).
+  //    first layers without AVX-512 (Keras conv1: 1.6 vs 2.3) and strides.
   //  - backward_input: implicit for small output planes, where a GEMM per
   //    image has too few columns: at most 16 pixels (LeNet conv3: 0.55 vs
   //    3.1 ms), or at most 144 with C/G >= 16, whose gradients add up in
@@ -75,6 +80,9 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   const int64_t taps = p.Cg() * p.R * p.S;
   switch (pass) {
     case ConvPass::kForward:
+      if (p.stride_h == 1 && p.stride_w == 1 && p.P * p.Q >= 64 && taps <= 160 &&
+          conv2d_forward_shifted_applies(p))
+        return ConvAlgo::kDirect;
       return taps >= 64 && p.stride_w == 1 && p.R * p.S > 1 ? ConvAlgo::kImplicit
                                                             : ConvAlgo::kIm2col;
     case ConvPass::kBackwardInput:
@@ -119,6 +127,7 @@ Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
   const ConvAlgo a = resolve(algo, ConvPass::kForward, p);
   if (a == ConvAlgo::kIm2col) return conv2d_forward_im2col(y, x, w, b, p, relu);
   if (a == ConvAlgo::kImplicit) return conv2d_forward_implicit(y, x, w, b, p, relu);
+  if (conv2d_forward_shifted_applies(p)) return conv2d_forward_shifted(y, x, w, b, p, relu);
   const KernelTable& kt = kernels();
   const int64_t PQ = p.P * p.Q;
   return parallel_for(p.N * p.K, [&](int64_t i) {  // one (n, k) plane of y
@@ -135,6 +144,7 @@ Status conv2d_backward_input(float* dx, const float* dy, const float* w, const C
   const ConvAlgo a = resolve(algo, ConvPass::kBackwardInput, p);
   if (a == ConvAlgo::kIm2col) return conv2d_backward_input_im2col(dx, dy, w, p);
   if (a == ConvAlgo::kImplicit) return conv2d_backward_input_implicit(dx, dy, w, p);
+  if (conv2d_backward_input_shifted_applies(p, w)) return conv2d_backward_input_shifted(dx, dy, w, p);
   const KernelTable& kt = kernels();
   const int64_t HW = p.H * p.W;
   return parallel_for(p.N * p.C, [&](int64_t i) {  // one (n, c) plane of dx

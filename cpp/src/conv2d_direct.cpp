@@ -16,10 +16,20 @@
 // 14 x 32 (Keras conv1: 9 taps x 32 filters, LeNet conv1: 25 x 6), this
 // reads every operand once per block and needs no packing.
 //
-// Determinism: a task is one chunk of images (weight_grad_chunks) and adds
+// The forward pass reads the same copies the other way round: y's plane of
+// filter k is sum over taps of w[k][tap] * (the tap's row), so a tile of kb
+// filters x up to 112 pixels (conv2d_forward_rows) broadcasts kb weights and
+// loads a few vectors of one row per tap, and is stored straight into y's
+// NCHW plane (no transpose, no packing; the GEMM routes' 14 x 32 tile leaves
+// most of its rows or columns empty for 6 -> 16 filters). Backward-input with
+// stride 1 is that forward pass on dy with the flipped, transposed weights and
+// padding dil*(R-1) - pad.
+//
+// Determinism: a backward-weight task is one chunk of images (weight_grad_chunks) and adds
 // its images in order, in sub-chunks whose size depends only on the shape;
 // chunk partials are reduced in chunk order by the caller.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "conv2d_internal.h"
@@ -36,7 +46,7 @@ struct DotConfig {
 // (kb, t) blocks covering Kg filters x taps, cheapest by a count of the
 // kernel's per-step cost (max of FMAs and loads, plus loop overhead).
 DotConfig choose_blocks(int64_t Kg, int64_t taps) {
-  static constexpr DotConfig kOptions[] = {{4, 7}, {3, 9}, {2, 9}, {1, 9}};
+  static constexpr DotConfig kOptions[] = {{4, 6}, {3, 9}, {2, 9}, {1, 9}};
   DotConfig best;
   int64_t best_cost = -1;
   for (const DotConfig& o : kOptions) {
@@ -56,31 +66,130 @@ DotConfig choose_blocks(int64_t Kg, int64_t taps) {
   return best;
 }
 
-// xs (S, C, Hp, Q) for one image x (C, H, W): xs[s][c][h'][q] =
-// x[c][h' - pad_top][q - pad_left + s*dil_w], zero outside the image.
-void shift_image(float* xs, const float* x, const Conv2dParams& p, int64_t Hp) {
-  const int64_t Q = p.Q;
-  for (int64_t s = 0; s < p.S; ++s) {
-    const int64_t w0 = s * p.dil_w - p.pad_left;  // input column of q = 0
-    const int64_t q_lo = std::clamp<int64_t>(-w0, 0, Q), q_hi = std::clamp<int64_t>(p.W - w0, q_lo, Q);
-    for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t hp = 0; hp < Hp; ++hp) {
-        float* dst = xs + ((s * p.C + c) * Hp + hp) * Q;
-        const int64_t h = hp - p.pad_top;
-        if (h < 0 || h >= p.H) {
-          std::fill(dst, dst + Q, 0.0f);
-          continue;
-        }
-        const float* src = x + (c * p.H + h) * p.W + w0;
-        std::fill(dst, dst + q_lo, 0.0f);
-        std::memcpy(dst + q_lo, src + q_lo, sizeof(float) * (q_hi - q_lo));
-        std::fill(dst + q_hi, dst + Q, 0.0f);
+// rows[tap] = the row of tap (c, r, s) of group g in the copies xs, for
+// taps in (c, r, s) order.
+void tap_rows(const float** rows, const float* xs, const Conv2dParams& p, int64_t Hp, int64_t g) {
+  const int64_t CHpQ = p.C * Hp * p.Q;
+  int64_t tap = 0;
+  for (int64_t c = g * p.Cg(); c < (g + 1) * p.Cg(); ++c)
+    for (int64_t r = 0; r < p.R; ++r)
+      for (int64_t s = 0; s < p.S; ++s) rows[tap++] = xs + s * CHpQ + (c * Hp + r * p.dil_h) * p.Q;
+}
+
+// (kb, v) tiles for the forward kernel: up to KB filters x V vectors.
+struct RowsConfig {
+  int kb = 0, v = 0;
+};
+
+RowsConfig choose_tiles(int64_t Kg, int64_t PQ) {
+  static constexpr RowsConfig kOptions[] = {{6, 4}, {4, 6}, {5, 5}, {7, 3}, {3, 7}, {2, 7}, {1, 7}};
+  const int64_t nv = (PQ + 15) / 16;
+  RowsConfig best;
+  int64_t best_cost = -1;
+  for (const RowsConfig& o : kOptions) {
+    int64_t cost = 0;
+    for (int64_t k = 0; k < Kg; k += o.kb) {
+      const int64_t kb = std::min<int64_t>(o.kb, Kg - k);
+      for (int64_t v0 = 0; v0 < nv; v0 += o.v) {
+        const int64_t v = std::min<int64_t>(o.v, nv - v0);
+        cost += std::max(kb * v, kb + v + 1) + 2;
       }
     }
+    if (best_cost < 0 || cost < best_cost) {
+      best_cost = cost;
+      best = o;
+    }
   }
+  return best;
+}
+
+// y = conv(x, w) + b (relu) for stride 1 and padding >= 0, one image per task.
+Status forward_shifted(float* y, const float* x, const float* w, const float* b,
+                       const Conv2dParams& p, bool relu) {
+  const KernelTable& kt = kernels();
+  const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, taps = Cg * RS, PQ = p.P * p.Q;
+  const int64_t Hp = p.P + (p.R - 1) * p.dil_h;
+  const int64_t xs_image = p.S * p.C * Hp * p.Q;
+  const RowsConfig cfg = choose_tiles(Kg, PQ);
+  return parallel_for(p.N, [&](int64_t n) {
+    float* xs = thread_workspace(kSlotColumns, xs_image);
+    // Tap pointers, in a float workspace of twice their count.
+    float* rows_buf = thread_workspace(kSlotRows, 2 * taps);
+    if (xs == nullptr || rows_buf == nullptr) return false;
+    const float** rows = reinterpret_cast<const float**>(rows_buf);
+    kt.conv2d_shift_image(xs, x + n * p.C * p.H * p.W, p, Hp);
+    for (int64_t g = 0; g < p.G; ++g) {
+      tap_rows(rows, xs, p, Hp, g);
+      for (int64_t m0 = 0; m0 < PQ; m0 += 16 * cfg.v) {
+        const int len = static_cast<int>(std::min<int64_t>(16 * cfg.v, PQ - m0));
+        for (int64_t k0 = 0; k0 < Kg; k0 += cfg.kb) {
+          const int kb = static_cast<int>(std::min<int64_t>(cfg.kb, Kg - k0));
+          const int64_t k = g * Kg + k0;
+          kt.conv2d_forward_rows(y + (n * p.K + k) * PQ + m0, PQ, w + k * taps, taps, rows, taps,
+                                 m0, len, kb, b ? b + k : nullptr, relu);
+        }
+      }
+    }
+    return true;
+  });
+}
+
+// The backward-input problem as a forward one: dy (N, K, P, Q) convolved
+// with w' (C, K/G, R, S), w'[g*C/G + c][k][r][s] = w[g*K/G + k][c][R-1-r][S-1-s],
+// padding dil*(R-1) - pad, gives dx (N, C, H, W).
+Conv2dParams transposed_problem(const Conv2dParams& p) {
+  Conv2dParams t = p;
+  t.C = p.K;
+  t.H = p.P;
+  t.W = p.Q;
+  t.K = p.C;
+  t.P = p.H;
+  t.Q = p.W;
+  t.pad_top = p.dil_h * (p.R - 1) - p.pad_top;
+  t.pad_bottom = p.dil_h * (p.R - 1) - p.pad_bottom;
+  t.pad_left = p.dil_w * (p.S - 1) - p.pad_left;
+  t.pad_right = p.dil_w * (p.S - 1) - p.pad_right;
+  return t;
 }
 
 }  // namespace
+
+bool conv2d_forward_shifted_applies(const Conv2dParams& p) {
+  if (p.stride_h != 1 || p.stride_w != 1 || p.pad_top < 0 || p.pad_left < 0) return false;
+  return kernels().conv2d_forward_rows(nullptr, 0, nullptr, 0, nullptr, 0, 0, 16, 1, nullptr,
+                                       false);
+}
+
+Status conv2d_forward_shifted(float* y, const float* x, const float* w, const float* b,
+                              const Conv2dParams& p, bool relu) {
+  return forward_shifted(y, x, w, b, p, relu);
+}
+
+bool conv2d_backward_input_shifted_applies(const Conv2dParams& p, const float* w) {
+  if (p.stride_h != 1 || p.stride_w != 1 || p.pad_top > p.dil_h * (p.R - 1) ||
+      p.pad_left > p.dil_w * (p.S - 1) || !conv2d_forward_shifted_applies(transposed_problem(p)))
+    return false;
+  // The transposed problem pads dy with zeros, and 0 * inf would make NaN
+  // where the gradient has none (col2im drops the taps in the padding): a
+  // non-finite weight takes the per-plane kernel.
+  const int64_t n = p.K * p.Cg() * p.R * p.S;
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(w[i])) return false;
+  return true;
+}
+
+Status conv2d_backward_input_shifted(float* dx, const float* dy, const float* w,
+                                     const Conv2dParams& p) {
+  const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S;
+  float* wt = thread_workspace(kSlotWeights, p.K * Cg * RS);
+  if (wt == nullptr) return Status::OutOfMemory("conv2d_backward: cannot allocate the flipped weights");
+  for (int64_t g = 0; g < p.G; ++g)
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t k = 0; k < Kg; ++k)
+        for (int64_t rs = 0; rs < RS; ++rs)
+          wt[((g * Cg + c) * Kg + k) * RS + rs] = w[((g * Kg + k) * Cg + c) * RS + (RS - 1 - rs)];
+  return forward_shifted(dx, dy, wt, nullptr, transposed_problem(p), false);
+}
 
 bool conv2d_backward_weight_shifted_applies(const Conv2dParams& p) {
   return p.stride_h == 1 && p.stride_w == 1;
@@ -108,7 +217,7 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
     for (int64_t n0 = n_begin; n0 < n_end; n0 += sub_max) {
       const int64_t count = std::min(sub_max, n_end - n0);
       for (int64_t i = 0; i < count; ++i)
-        shift_image(xs + i * xs_image, x + (n0 + i) * p.C * p.H * p.W, p, Hp);
+        kt.conv2d_shift_image(xs + i * xs_image, x + (n0 + i) * p.C * p.H * p.W, p, Hp);
       for (int64_t g = 0; g < p.G; ++g) {
         for (int64_t k0 = 0; k0 < Kg; k0 += cfg.kb) {
           const int kb = static_cast<int>(std::min<int64_t>(cfg.kb, Kg - k0));

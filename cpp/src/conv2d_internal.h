@@ -42,8 +42,14 @@ Status conv2d_backward_weight_implicit(float* dw_partials, const float* dy, cons
 Status conv2d_backward_input_implicit(float* dx, const float* dy, const float* w,
                                       const Conv2dParams& p);
 
-// The direct algorithm's backward-weight as dot products over shifted image
-// copies (conv2d_direct.cpp); stride 1 only (..._applies).
+// The direct algorithm over shifted image copies (conv2d_direct.cpp), each
+// pass where its ..._applies says (stride 1; the ISA has the kernels).
+bool conv2d_forward_shifted_applies(const Conv2dParams& p);
+Status conv2d_forward_shifted(float* y, const float* x, const float* w, const float* b,
+                              const Conv2dParams& p, bool relu);
+bool conv2d_backward_input_shifted_applies(const Conv2dParams& p, const float* w);
+Status conv2d_backward_input_shifted(float* dx, const float* dy, const float* w,
+                                     const Conv2dParams& p);
 bool conv2d_backward_weight_shifted_applies(const Conv2dParams& p);
 // dw_partials holds weight_grad_chunks(N) arrays of K*C/G*R*S floats.
 Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const float* x,

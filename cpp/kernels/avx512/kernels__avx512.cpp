@@ -12,7 +12,9 @@
 #include "kernels/portable/common-inl.h"
 #include "kernels/avx512/sgemm-ukernel-14x32-inl.h"
 #include "kernels/avx512/sgemm-pack-inl.h"
-#define FASTCONV_NATIVE_DOT_BLOCK  // conv2d-dot-inl.h has it
+#define FASTCONV_NATIVE_DOT_BLOCK     // conv2d-dot-inl.h has them
+#define FASTCONV_NATIVE_FORWARD_ROWS
+#define FASTCONV_NATIVE_SHIFT_IMAGE
 #include "kernels/portable/conv2d-inl.h"
 #include "kernels/avx512/conv2d-dot-inl.h"
 #define FASTCONV_NATIVE_PATCH_KERNELS  // the file below has them

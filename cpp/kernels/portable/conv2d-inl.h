@@ -151,12 +151,31 @@ void conv2d_backward_weight_direct(float* dw, const float* dy, const float* x,
 // The sum of one (n, k) plane of dy: the bias gradient's share of it.
 float conv2d_backward_bias(const float* x, int64_t n) { return sum_lanes16(x, n); }
 
+#ifndef FASTCONV_NATIVE_SHIFT_IMAGE  // the ISA's own file has it
+void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_t Hp) {
+  const int64_t Q = p.Q, CHpQ = p.C * Hp * Q;
+  for (int64_t s = 0; s < p.S; ++s) {
+    const int64_t w0 = s * p.dil_w - p.pad_left;  // input column of q = 0
+    const int64_t q_lo = imin(imax(-w0, 0), Q), q_hi = imin(imax(p.W - w0, q_lo), Q);
+    for (int64_t c = 0; c < p.C; ++c) {
+      for (int64_t hp = 0; hp < Hp; ++hp) {
+        float* __restrict dst = xs + s * CHpQ + (c * Hp + hp) * Q;
+        const int64_t h = hp - p.pad_top;
+        const bool inside = h >= 0 && h < p.H;
+        const float* __restrict src = x + (c * p.H + (inside ? h : 0)) * p.W + w0;
+        for (int64_t q = 0; q < Q; ++q) dst[q] = inside && q >= q_lo && q < q_hi ? src[q] : 0.0f;
+      }
+    }
+  }
+}
+#endif
+
 #ifndef FASTCONV_NATIVE_DOT_BLOCK  // the ISA's own file has it
 // The dot products of conv2d_dot_block one at a time: 16 partial sums per
 // product, combined in a fixed tree after the last image.
 bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const float* const* b,
                       int64_t len, int64_t count, int64_t ld_a, int64_t ld_b, int kb, int t) {
-  if (t < 1 || t > 9 || kb < 1 || kb > 4 || (kb == 4 && t > 7)) return false;
+  if (t < 1 || t > 9 || kb < 1 || kb > 4 || (kb == 4 && t > 6)) return false;
   if (out == nullptr) return true;
   for (int i = 0; i < kb; ++i) {
     for (int j = 0; j < t; ++j) {
@@ -175,6 +194,15 @@ bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const floa
     }
   }
   return true;
+}
+#endif
+
+#ifndef FASTCONV_NATIVE_FORWARD_ROWS  // the ISA's own file has it
+// No portable tile: one output at a time was 2-7x slower than these ISAs'
+// per-plane direct kernel, so the direct driver uses that one instead.
+bool conv2d_forward_rows(float*, int64_t, const float*, int64_t, const float* const*, int64_t,
+                         int64_t, int, int, const float*, bool) {
+  return false;
 }
 #endif
 
