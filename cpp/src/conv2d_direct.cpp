@@ -39,23 +39,27 @@
 namespace fastconv {
 namespace {
 
-struct DotConfig {
-  int kb = 0, t = 0;
+// A kernel tile: up to `a` filters x `b` taps (dot products) or vectors of
+// 16 pixels (forward).
+struct Tile {
+  int a = 0, b = 0;
 };
 
-// (kb, t) blocks covering Kg filters x taps, cheapest by a count of the
-// kernel's per-step cost (max of FMAs and loads, plus loop overhead).
-DotConfig choose_blocks(int64_t Kg, int64_t taps) {
-  static constexpr DotConfig kOptions[] = {{4, 6}, {3, 9}, {2, 9}, {1, 9}};
-  DotConfig best;
+// The option whose tiles cover na x nb cheapest, by the kernel's per-step
+// cost of one tile (its FMAs or its loads, whichever is more, plus loop
+// overhead), edge tiles included.
+template <size_t N>
+Tile cheapest_tiles(const Tile (&options)[N], int64_t na, int64_t nb, int64_t extra_loads,
+                    int64_t overhead) {
+  Tile best;
   int64_t best_cost = -1;
-  for (const DotConfig& o : kOptions) {
+  for (const Tile& o : options) {
     int64_t cost = 0;
-    for (int64_t k = 0; k < Kg; k += o.kb) {
-      const int64_t kb = std::min<int64_t>(o.kb, Kg - k);
-      for (int64_t t = 0; t < taps; t += o.t) {
-        const int64_t tb = std::min<int64_t>(o.t, taps - t);
-        cost += std::max(kb * tb, kb + tb) + 6;
+    for (int64_t i = 0; i < na; i += o.a) {
+      const int64_t a = std::min<int64_t>(o.a, na - i);
+      for (int64_t j = 0; j < nb; j += o.b) {
+        const int64_t b = std::min<int64_t>(o.b, nb - j);
+        cost += std::max(a * b, a + b + extra_loads) + overhead;
       }
     }
     if (best_cost < 0 || cost < best_cost) {
@@ -64,6 +68,12 @@ DotConfig choose_blocks(int64_t Kg, int64_t taps) {
     }
   }
   return best;
+}
+
+// (kb, t) blocks of Kg filters x taps for conv2d_dot_block.
+Tile choose_blocks(int64_t Kg, int64_t taps) {
+  static constexpr Tile kOptions[] = {{4, 6}, {3, 9}, {2, 9}, {1, 9}};
+  return cheapest_tiles(kOptions, Kg, taps, 0, 6);
 }
 
 // rows[tap] = the row of tap (c, r, s) of group g in the copies xs, for
@@ -76,31 +86,11 @@ void tap_rows(const float** rows, const float* xs, const Conv2dParams& p, int64_
       for (int64_t s = 0; s < p.S; ++s) rows[tap++] = xs + s * CHpQ + (c * Hp + r * p.dil_h) * p.Q;
 }
 
-// (kb, v) tiles for the forward kernel: up to KB filters x V vectors.
-struct RowsConfig {
-  int kb = 0, v = 0;
-};
-
-RowsConfig choose_tiles(int64_t Kg, int64_t PQ) {
-  static constexpr RowsConfig kOptions[] = {{6, 4}, {4, 6}, {5, 5}, {7, 3}, {3, 7}, {2, 7}, {1, 7}};
-  const int64_t nv = (PQ + 15) / 16;
-  RowsConfig best;
-  int64_t best_cost = -1;
-  for (const RowsConfig& o : kOptions) {
-    int64_t cost = 0;
-    for (int64_t k = 0; k < Kg; k += o.kb) {
-      const int64_t kb = std::min<int64_t>(o.kb, Kg - k);
-      for (int64_t v0 = 0; v0 < nv; v0 += o.v) {
-        const int64_t v = std::min<int64_t>(o.v, nv - v0);
-        cost += std::max(kb * v, kb + v + 1) + 2;
-      }
-    }
-    if (best_cost < 0 || cost < best_cost) {
-      best_cost = cost;
-      best = o;
-    }
-  }
-  return best;
+// (kb, v) tiles of Kg filters x PQ pixels for conv2d_forward_rows (the
+// tap's row pointer is one more load).
+Tile choose_tiles(int64_t Kg, int64_t PQ) {
+  static constexpr Tile kOptions[] = {{6, 4}, {4, 6}, {5, 5}, {7, 3}, {3, 7}, {2, 7}, {1, 7}};
+  return cheapest_tiles(kOptions, Kg, (PQ + 15) / 16, 1, 2);
 }
 
 // y = conv(x, w) + b (relu) for stride 1 and padding >= 0, one image per task.
@@ -110,7 +100,7 @@ Status forward_shifted(float* y, const float* x, const float* w, const float* b,
   const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, taps = Cg * RS, PQ = p.P * p.Q;
   const int64_t Hp = p.P + (p.R - 1) * p.dil_h;
   const int64_t xs_image = p.S * p.C * Hp * p.Q;
-  const RowsConfig cfg = choose_tiles(Kg, PQ);
+  const Tile cfg = choose_tiles(Kg, PQ);
   return parallel_for(p.N, [&](int64_t n) {
     float* xs = thread_workspace(kSlotColumns, xs_image);
     // Tap pointers, in a float workspace of twice their count.
@@ -120,10 +110,10 @@ Status forward_shifted(float* y, const float* x, const float* w, const float* b,
     kt.conv2d_shift_image(xs, x + n * p.C * p.H * p.W, p, Hp);
     for (int64_t g = 0; g < p.G; ++g) {
       tap_rows(rows, xs, p, Hp, g);
-      for (int64_t m0 = 0; m0 < PQ; m0 += 16 * cfg.v) {
-        const int len = static_cast<int>(std::min<int64_t>(16 * cfg.v, PQ - m0));
-        for (int64_t k0 = 0; k0 < Kg; k0 += cfg.kb) {
-          const int kb = static_cast<int>(std::min<int64_t>(cfg.kb, Kg - k0));
+      for (int64_t m0 = 0; m0 < PQ; m0 += 16 * cfg.b) {
+        const int len = static_cast<int>(std::min<int64_t>(16 * cfg.b, PQ - m0));
+        for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
+          const int kb = static_cast<int>(std::min<int64_t>(cfg.a, Kg - k0));
           const int64_t k = g * Kg + k0;
           kt.conv2d_forward_rows(y + (n * p.K + k) * PQ + m0, PQ, w + k * taps, taps, rows, taps,
                                  m0, len, kb, b ? b + k : nullptr, relu);
@@ -202,7 +192,7 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
   const int64_t Hp = p.P + (p.R - 1) * p.dil_h;  // rows of a shifted copy
   const int64_t xs_image = p.S * p.C * Hp * p.Q;
   const int64_t chunks = weight_grad_chunks(p.N);
-  const DotConfig cfg = choose_blocks(Kg, taps);
+  const Tile cfg = choose_blocks(Kg, taps);
   // Images per sub-chunk: their shifted copies stay within 256 KB (L2).
   const int64_t sub_max = std::max<int64_t>(1, 65536 / std::max<int64_t>(xs_image, 1));
   return parallel_for(chunks, [&](int64_t chunk) {
@@ -219,11 +209,11 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
       for (int64_t i = 0; i < count; ++i)
         kt.conv2d_shift_image(xs + i * xs_image, x + (n0 + i) * p.C * p.H * p.W, p, Hp);
       for (int64_t g = 0; g < p.G; ++g) {
-        for (int64_t k0 = 0; k0 < Kg; k0 += cfg.kb) {
-          const int kb = static_cast<int>(std::min<int64_t>(cfg.kb, Kg - k0));
+        for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
+          const int kb = static_cast<int>(std::min<int64_t>(cfg.a, Kg - k0));
           for (int i = 0; i < kb; ++i) a[i] = dy + (n0 * p.K + g * Kg + k0 + i) * PQ;
-          for (int64_t t0 = 0; t0 < taps; t0 += cfg.t) {
-            const int t = static_cast<int>(std::min<int64_t>(cfg.t, taps - t0));
+          for (int64_t t0 = 0; t0 < taps; t0 += cfg.b) {
+            const int t = static_cast<int>(std::min<int64_t>(cfg.b, taps - t0));
             for (int j = 0; j < t; ++j) {  // tap (c, r, s) of the group: a row of copy s
               const int64_t tap = t0 + j, c = g * Cg + tap / RS, r = tap % RS / p.S, s = tap % p.S;
               b[j] = xs + ((s * p.C + c) * Hp + r * p.dil_h) * p.Q;
