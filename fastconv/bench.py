@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fnmatch
 import gc
 import json
@@ -929,6 +930,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="only layers whose name matches, e.g. 'alexnet.conv*' (repeatable)",
     )
     parser.add_argument("--threads", type=int, help="threads for fastconv, BLAS and torch")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="batch size of every layer instead of the suite's (e.g. 64 for alexnet)",
+    )
     parser.add_argument("--repeats", type=int, help="samples per row (overrides the mode)")
     parser.add_argument("--max-time", type=float, help="time budget per row in seconds")
     mode = parser.add_mutually_exclusive_group()
@@ -955,8 +962,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def select_shapes(suites: Sequence[str] | None, layers: Sequence[str] | None) -> list[LayerShape]:
-    """The layers of ``suites`` (default :data:`DEFAULT_SUITES`) filtered by glob patterns."""
+def select_shapes(
+    suites: Sequence[str] | None, layers: Sequence[str] | None, batch: int | None = None
+) -> list[LayerShape]:
+    """The layers of ``suites`` (default :data:`DEFAULT_SUITES`) filtered by glob
+    patterns, with batch size ``batch`` when given."""
     names = list(suites or DEFAULT_SUITES)
     if "all" in names:
         names = list(SUITES)
@@ -964,6 +974,13 @@ def select_shapes(suites: Sequence[str] | None, layers: Sequence[str] | None) ->
     shapes = [s for n in names for s in SUITES[n]]
     if layers:
         shapes = [s for s in shapes if any(fnmatch.fnmatchcase(s.name, g) for g in layers)]
+    if batch is not None:
+        if batch < 1:
+            raise ValueError(f"--batch must be at least 1, got {batch}")
+        shapes = [
+            dataclasses.replace(s, **{"B" if isinstance(s, LinearShape) else "N": batch})
+            for s in shapes
+        ]
     return shapes
 
 
@@ -1007,7 +1024,11 @@ def run(args: argparse.Namespace, **overrides: Any) -> int:
     if threads < 1:
         print(f"--threads must be >= 1, got {threads}", file=sys.stderr)
         return 2
-    shapes = select_shapes(args.suite, args.layer)
+    try:
+        shapes = select_shapes(args.suite, args.layer, getattr(args, "batch", None))
+    except ValueError as e:
+        print(e, file=sys.stderr)
+        return 2
     if not shapes:
         print("no layer matches the given --suite/--layer", file=sys.stderr)
         return 2
