@@ -310,9 +310,9 @@ CTRL_C_CHILD = textwrap.dedent(
 # path runs AlexNet conv2 at ~300 GFLOP/s (57 GFLOP per forward at N=64).
 CTRL_C_CASES = [
     ("conv_backward", "im2col", 128),
-    ("conv_backward", "direct", 64),
+    ("conv_backward", "direct", 128),
     ("conv_forward", "im2col", 256),
-    ("conv_forward", "direct", 64),
+    ("conv_forward", "direct", 384),  # ~10 ms per image on one thread
     ("max_pool", "-", 64),
     ("avg_pool", "-", 64),
 ]
