@@ -44,56 +44,61 @@ const char* conv_pass_name(ConvPass p) {
 }
 
 ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
-  // Direct wins only when a group has very few filters (depthwise 3x3, 64
-  // channels, 56x56: 3.1 vs 3.7 ms forward with im2col), where a GEMM
-  // degenerates to a row-vector product; elsewhere the GEMM-based algorithms
-  // are 2-20x faster in forward and backward-input (every MNIST, LeNet and
-  // AlexNet layer), and direct wins backward-weight only as below.
+  // Direct wins in every pass when a group has very few filters (depthwise
+  // 3x3, 64 channels, 56x56: 3.1 vs 3.7 ms forward with im2col), where a GEMM
+  // degenerates to a row-vector product.
   if (p.Kg() < 4) return ConvAlgo::kDirect;
-  // Between im2col and implicit, measured on the anchor layers (1 thread,
-  // AVX-512, Sapphire Rapids; benchmarks/compare_torch.py, docs/conv2d.md):
-  //  - forward: direct (tiles of filters x pixels over shifted image copies,
-  //    conv2d_direct.cpp; AVX-512 only) for stride 1, >= 64 pixels and at
-  //    most 160 taps: Keras conv1 1.0 vs 1.8 ms (im2col), LeNet conv1 0.56
-  //    vs 1.4, LeNet conv2 1.1-1.3 vs 1.2-1.6 (implicit); Keras conv2 7.1 vs
-  //    6-7.6 is a tie, and the copies (S times x) cost more as C grows.
-  //    Otherwise implicit when the patches are long (C/G*R*S >= 64) and read
-  //    with stride 1 (its packing is vectorised there): Keras conv2 5.5 vs
-  //    7.6 ms, conv3 1.0 vs 3.4, LeNet conv3 0.18 vs 2.4, VGG 3x3 42 vs 49.
-  //    im2col for 1x1 kernels (ResNet 256->64: 26 vs 39 ms), few-channel
-  //    first layers without AVX-512 (Keras conv1: 1.6 vs 2.3) and strides.
-  //  - backward_input: implicit for small output planes, where a GEMM per
-  //    image has too few columns: at most 16 pixels (LeNet conv3: 0.55 vs
-  //    3.1 ms), or at most 144 with C/G >= 16, whose gradients add up in
-  //    whole vectors (Keras conv3: 1.1 vs 4.2, conv2: 8.8 vs 11.3); else
-  //    im2col (LeNet conv2, C/G = 6: 3.2 vs 4.2; ResNet 1x1: 30 vs 48).
-  //  - backward_weight: direct (dot products over shifted image copies,
-  //    conv2d_direct.cpp) for stride 1, planes of at least 64 pixels and few
-  //    taps, where the GEMMs' 14 x 32 tiles are mostly empty: Keras conv1
-  //    1.5 vs 2.6 ms (im2col) and 2.7 (implicit), LeNet conv1 0.6 vs 1.7 and
-  //    2.0 (AVX2: 3.4 vs 3.4 and 5.1; 1.5 vs 1.9 and 6.9); with AVX-512 up to
-  //    2,560 filter-taps (LeNet conv2, 16 x 150: 1.4 vs 1.6 implicit; AVX2
-  //    4.8 vs 2.4 im2col); Keras conv2 (64 x 288, shifted copies re-read
-  //    from L2 per block of 3 filters) 11 vs 6.4. Else implicit (a reduction
-  //    over the whole chunk's pixels instead of P*Q per image: Keras conv3
-  //    1.5 vs 3.9 ms, VGG 36 vs 47, AlexNet conv1 40 vs 44; ties on ResNet 1x1).
+  // Otherwise, measured on the anchor layers: 1 thread, AVX-512, Sapphire
+  // Rapids, ms, im2col / implicit / direct, the least of 5 medians of the
+  // three interleaved (`python -m fastconv.bench --suite all --full
+  // --threads 1` times them side by side). Direct here is the
+  // shifted-copy algorithm (conv2d_direct.cpp): stride 1, lanes over >= 64
+  // pixels of a plane; its forward tile needs AVX-512.
+  //  - forward: direct for up to 576 taps (Keras conv1 1.31 / 2.01 / 0.79,
+  //    conv2 6.07 / 4.85 / 4.27, LeNet conv1 0.97 / 1.61 / 0.28, conv2
+  //    1.69 / 1.00 / 0.58, VGG 36.9 / 29.5 / 27.9, ResNet 1x1 19.0 / 33.3 /
+  //    18.5); AlexNet conv2-5 (2,304-3,456 taps) tie or lose (conv5 37.8 /
+  //    33.6 / 38.4). Else implicit when the patches are long (C/G*R*S >= 64)
+  //    and read with stride 1 (Keras conv3 2.88 / 0.85 / 1.65, LeNet conv3
+  //    2.10 / 0.17 / 1.80: planes of 9 and 1 pixels), im2col for 1x1
+  //    kernels, strides and the rest.
+  //  - backward_input (direct = that forward on dy, with K/G*R*S taps):
+  //    direct for up to 160 taps, 400 with C/G >= 4, 576 with planes of
+  //    1,024 pixels (LeNet conv1 1.39 / 7.60 / 0.89, conv2 1.90 / 2.53 /
+  //    1.48, VGG 38.4 / 33.5 / 28.1, ResNet 21.6 / 29.1 / 18.5; not Keras
+  //    conv1, 1 output channel: 1.05 / 4.75 / 2.89, nor conv2 6.92 / 5.41 /
+  //    6.81). Else implicit for small output planes, where a GEMM per image
+  //    has too few columns: at most 16 pixels (LeNet conv3 1.90 / 0.37), or
+  //    at most 144 with C/G >= 16, whose gradients add up in whole vectors
+  //    (Keras conv3 2.53 / 0.78, conv2); else im2col.
+  //  - backward_weight: direct (dot products, every ISA) for up to 32 taps,
+  //    or 2,560 filter-taps with AVX-512 (Keras conv1 1.96 / 1.94 / 0.90,
+  //    LeNet conv1 1.49 / 1.36 / 0.56, conv2 1.79 / 1.26 / 0.98; AVX2: Keras
+  //    conv1 3.4 / 5.1 / 3.4, LeNet conv2 2.4 / 5.5 / 4.8); not Keras conv2
+  //    (64 x 288: 6.67 / 5.13 / 11.5, the copies re-read from L2 per block
+  //    of filters). Else implicit (a reduction over the whole chunk's pixels
+  //    instead of P*Q per image: Keras conv3 3.40 / 1.08, VGG 37.3 / 29.8).
   const int64_t taps = p.Cg() * p.R * p.S;
+  const bool stride1 = p.stride_h == 1 && p.stride_w == 1;
   switch (pass) {
     case ConvPass::kForward:
-      if (p.stride_h == 1 && p.stride_w == 1 && p.P * p.Q >= 64 && taps <= 160 &&
-          conv2d_forward_shifted_applies(p))
+      if (stride1 && p.P * p.Q >= 64 && taps <= 576 && conv2d_forward_shifted_applies(p))
         return ConvAlgo::kDirect;
       return taps >= 64 && p.stride_w == 1 && p.R * p.S > 1 ? ConvAlgo::kImplicit
                                                             : ConvAlgo::kIm2col;
-    case ConvPass::kBackwardInput:
+    case ConvPass::kBackwardInput: {
+      const int64_t taps_t = p.Kg() * p.R * p.S, HW = p.H * p.W;
+      const bool few = taps_t <= 160 || (p.Cg() >= 4 && taps_t <= 400) ||
+                       (HW >= 1024 && taps_t <= 576);
+      if (stride1 && HW >= 64 && few && conv2d_backward_input_shifted_applies(p, nullptr))
+        return ConvAlgo::kDirect;
       return p.P * p.Q <= 16 || (p.Cg() >= 16 && p.P * p.Q <= 144) ? ConvAlgo::kImplicit
                                                                     : ConvAlgo::kIm2col;
+    }
     case ConvPass::kBackwardWeight: {
       const bool few_taps =
           taps <= 32 || (isa_active() == Isa::kAvx512 && p.Kg() * taps <= 2560);
-      return p.stride_h == 1 && p.stride_w == 1 && p.P * p.Q >= 64 && few_taps
-                 ? ConvAlgo::kDirect
-                 : ConvAlgo::kImplicit;
+      return stride1 && p.P * p.Q >= 64 && few_taps ? ConvAlgo::kDirect : ConvAlgo::kImplicit;
     }
   }
   return ConvAlgo::kIm2col;

@@ -161,7 +161,8 @@ bool conv2d_backward_input_shifted_applies(const Conv2dParams& p, const float* w
     return false;
   // The transposed problem pads dy with zeros, and 0 * inf would make NaN
   // where the gradient has none (col2im drops the taps in the padding): a
-  // non-finite weight takes the per-plane kernel.
+  // non-finite weight takes the per-plane kernel. (w null: the shape only.)
+  if (w == nullptr) return true;
   const int64_t n = p.K * p.Cg() * p.R * p.S;
   for (int64_t i = 0; i < n; ++i)
     if (!std::isfinite(w[i])) return false;

@@ -47,6 +47,7 @@ Status conv2d_backward_input_implicit(float* dx, const float* dy, const float* w
 bool conv2d_forward_shifted_applies(const Conv2dParams& p);
 Status conv2d_forward_shifted(float* y, const float* x, const float* w, const float* b,
                               const Conv2dParams& p, bool relu);
+// w: the weights, whose finiteness counts, or null to ask about the shape only.
 bool conv2d_backward_input_shifted_applies(const Conv2dParams& p, const float* w);
 Status conv2d_backward_input_shifted(float* dx, const float* dy, const float* w,
                                      const Conv2dParams& p);

@@ -187,24 +187,38 @@ namespace fastconv {
 namespace avx512 {
 
 void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_t Hp) {
-  const int64_t Q = p.Q, CHpQ = p.C * Hp * Q;
+  const int64_t Q = p.Q, CHpQ = p.C * Hp * Q, chunks = (Q + 15) / 16;
+  constexpr int64_t kMaxChunks = 64;  // masks made once per copy up to Q = 1024
+  __mmask16 load_masks[kMaxChunks], store_masks[kMaxChunks];
   for (int64_t s = 0; s < p.S; ++s) {
     const int64_t w0 = s * p.dil_w - p.pad_left;  // input column of q = 0
     const int64_t q_lo = imin(imax(-w0, 0), Q), q_hi = imin(imax(p.W - w0, q_lo), Q);
+    // Chunk j's lanes: stored if q0 + lane < Q, read from x if in [q_lo, q_hi).
+    auto masks = [&](int64_t j, __mmask16* load, __mmask16* store) {
+      const int64_t q0 = 16 * j, n = imin(16, Q - q0);
+      const int64_t lo = imax(q_lo - q0, 0), hi = imin(q_hi - q0, n);
+      *store = static_cast<__mmask16>((1u << n) - 1);
+      *load = hi > lo ? static_cast<__mmask16>(((1u << (hi - lo)) - 1) << lo) : 0;
+    };
+    const bool cached = chunks <= kMaxChunks;
+    for (int64_t j = 0; cached && j < chunks; ++j) masks(j, &load_masks[j], &store_masks[j]);
+    float* dst = xs + s * CHpQ;
     for (int64_t c = 0; c < p.C; ++c) {
-      float* dst = xs + s * CHpQ + c * Hp * Q;
       for (int64_t hp = 0; hp < Hp; ++hp, dst += Q) {
         const int64_t h = hp - p.pad_top;
         const bool inside = h >= 0 && h < p.H;
         const float* src = x + (c * p.H + (inside ? h : 0)) * p.W + w0;
-        for (int64_t q0 = 0; q0 < Q; q0 += 16) {
-          const int64_t n = imin(16, Q - q0);
-          const __mmask16 store = static_cast<__mmask16>((1u << n) - 1);
-          // lanes j with q_lo <= q0 + j < q_hi read the image
-          const int64_t lo = imax(q_lo - q0, 0), hi = imin(q_hi - q0, n);
-          const __mmask16 load =
-              inside && hi > lo ? static_cast<__mmask16>(((1u << (hi - lo)) - 1) << lo) : 0;
-          _mm512_mask_storeu_ps(dst + q0, store, _mm512_maskz_loadu_ps(load, src + q0));
+        for (int64_t j = 0; j < chunks; ++j) {
+          __mmask16 load, store;
+          if (cached) {
+            load = load_masks[j];
+            store = store_masks[j];
+          } else {
+            masks(j, &load, &store);
+          }
+          // masked-off lanes are never read, so they never fault
+          const __m512 v = _mm512_maskz_loadu_ps(inside ? load : 0, src + 16 * j);
+          _mm512_mask_storeu_ps(dst + 16 * j, store, v);
         }
       }
     }
