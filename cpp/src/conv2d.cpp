@@ -52,13 +52,14 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   // Rapids, ms, im2col / implicit / direct, the least of 5 medians of the
   // three interleaved (`python -m fastconv.bench --suite all --full
   // --threads 1` times them side by side). Direct here is the
-  // shifted-copy algorithm (conv2d_direct.cpp): stride 1, lanes over >= 64
-  // pixels of a plane; its forward tile needs AVX-512.
+  // shifted-copy algorithm (conv2d_direct.cpp), lanes over >= 64 pixels of
+  // a plane; its forward tile needs AVX-512.
   //  - forward: direct for up to 576 taps (Keras conv1 1.31 / 2.01 / 0.79,
   //    conv2 6.07 / 4.85 / 4.27, LeNet conv1 0.97 / 1.61 / 0.28, conv2
   //    1.69 / 1.00 / 0.58, VGG 36.9 / 29.5 / 27.9, ResNet 1x1 19.0 / 33.3 /
-  //    18.5); AlexNet conv2-5 (2,304-3,456 taps) tie or lose (conv5 37.8 /
-  //    33.6 / 38.4). Else implicit when the patches are long (C/G*R*S >= 64)
+  //    18.5, and with stride 4 AlexNet conv1 44.4 / 36.6 / 32.5, copies
+  //    gathered); AlexNet conv2-5 (2,304-3,456 taps) tie or lose (conv5 37.8
+  //    / 33.6 / 38.4). Else implicit when the patches are long (C/G*R*S >= 64)
   //    and read with stride 1 (Keras conv3 2.88 / 0.85 / 1.65, LeNet conv3
   //    2.10 / 0.17 / 1.80: planes of 9 and 1 pixels), im2col for 1x1
   //    kernels, strides and the rest.
@@ -71,7 +72,8 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   //    has too few columns: at most 16 pixels (LeNet conv3 1.90 / 0.37), or
   //    at most 144 with C/G >= 16, whose gradients add up in whole vectors
   //    (Keras conv3 2.53 / 0.78, conv2); else im2col.
-  //  - backward_weight: direct (dot products, every ISA) for up to 32 taps,
+  //  - backward_weight: direct (dot products, every ISA; stride 1: AlexNet
+  //    conv1 37.6 / 32.8 / 81.8) for up to 32 taps,
   //    or 2,560 filter-taps with AVX-512 (Keras conv1 1.96 / 1.94 / 0.90,
   //    LeNet conv1 1.49 / 1.36 / 0.56, conv2 1.79 / 1.26 / 0.98; AVX2: Keras
   //    conv1 3.4 / 5.1 / 3.4, LeNet conv2 2.4 / 5.5 / 4.8); not Keras conv2
@@ -82,7 +84,7 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   const bool stride1 = p.stride_h == 1 && p.stride_w == 1;
   switch (pass) {
     case ConvPass::kForward:
-      if (stride1 && p.P * p.Q >= 64 && taps <= 576 && conv2d_forward_shifted_applies(p))
+      if (p.P * p.Q >= 64 && taps <= 576 && conv2d_forward_shifted_applies(p))
         return ConvAlgo::kDirect;
       return taps >= 64 && p.stride_w == 1 && p.R * p.S > 1 ? ConvAlgo::kImplicit
                                                             : ConvAlgo::kIm2col;

@@ -1,16 +1,19 @@
-// The direct algorithm's backward-weight for stride 1, as dot products:
+// The direct algorithm over shifted copies of each image. Backward-weight
+// as dot products:
 //
 //   dw[k][c][r][s] = sum over images n and pixels m = p*Q + q of
-//                    dy[n][k][m] * x[n][g*C/G + c][p - pad_top + r*dil_h][q - pad_left + s*dil_w]
+//                    dy[n][k][m] * x[n][g*C/G + c][p*sh - pad_top + r*dil_h][q*sw - pad_left + s*dil_w]
 //
-// With stride 1 the second factor, for a fixed tap (c, r, s), is one
-// contiguous run over m in a copy of the image shifted by s columns and cut
-// to Q columns (rows p + r*dil_h, zeros in the padding): S such copies per
-// image (S times x, the "blocked copy of an activation" of the design rules)
-// make every tap's row of the patch matrix a plain pointer. Each dw element
-// is then a dot product of two contiguous runs (dy's plane and a shifted
-// row), and conv2d_dot_block computes kb x t of them at once, 16 pixels per
-// step across output rows (lanes stay full however short Q is).
+// For a fixed tap (c, r, s) the second factor is one contiguous run over m
+// in a copy of the image shifted by s columns and cut to Q columns (every
+// stride_w-th column; for stride_h > 1, one copy per row phase r*dil_h mod
+// stride_h, holding every stride_h-th row; zeros in the padding; see Copies).
+// S such copies per image (S times x for stride 1, the "blocked copy of an
+// activation" of the design rules) make every tap's row of the patch matrix a
+// plain pointer. Each dw element is then a dot product of two contiguous runs
+// (dy's plane and a shifted row), and conv2d_dot_block computes kb x t of
+// them at once, 16 pixels per step across output rows (lanes stay full
+// however short Q is).
 //
 // Where the GEMM routes pack a patch matrix with few taps into panels of
 // 14 x 32 (Keras conv1: 9 taps x 32 filters, LeNet conv1: 25 x 6), this
@@ -76,14 +79,35 @@ Tile choose_blocks(int64_t Kg, int64_t taps) {
   return cheapest_tiles(kOptions, Kg, taps, 0, 6);
 }
 
+// Where the copies of one image put each tap's row. A tap (c, r, s) reads
+// input row (p + j)*stride_h + r0 - pad_top for output row p, with r*dil_h =
+// j*stride_h + r0: copy (s, r0) holds the input rows r0, r0 + stride_h, ...
+// (cut to the columns q*stride_w + s*dil_w - pad_left), so the tap's values
+// for pixels m = p*Q + q are the run starting at row j of that copy.
+struct Copies {
+  int64_t phases = 1;  // row phases r0 in use: min(stride_h, (R-1)*dil_h + 1)
+  int64_t Hp = 0;      // rows per copy: P + (R-1)*dil_h / stride_h
+  int64_t plane = 0;   // floats per channel of a copy: Hp * Q
+  int64_t image = 0;   // floats per image: S * phases copies of C planes
+  explicit Copies(const Conv2dParams& p)
+      : phases(std::min(p.stride_h, (p.R - 1) * p.dil_h + 1)),
+        Hp(p.P + (p.R - 1) * p.dil_h / p.stride_h),
+        plane(Hp * p.Q),
+        image(p.S * phases * p.C * plane) {}
+  const float* row(const float* xs, const Conv2dParams& p, int64_t c, int64_t r, int64_t s) const {
+    const int64_t d = r * p.dil_h, j = d / p.stride_h, r0 = d % p.stride_h;
+    return xs + ((s * phases + r0) * p.C + c) * plane + j * p.Q;
+  }
+};
+
 // rows[tap] = the row of tap (c, r, s) of group g in the copies xs, for
 // taps in (c, r, s) order.
-void tap_rows(const float** rows, const float* xs, const Conv2dParams& p, int64_t Hp, int64_t g) {
-  const int64_t CHpQ = p.C * Hp * p.Q;
+void tap_rows(const float** rows, const float* xs, const Conv2dParams& p, const Copies& cp,
+              int64_t g) {
   int64_t tap = 0;
   for (int64_t c = g * p.Cg(); c < (g + 1) * p.Cg(); ++c)
     for (int64_t r = 0; r < p.R; ++r)
-      for (int64_t s = 0; s < p.S; ++s) rows[tap++] = xs + s * CHpQ + (c * Hp + r * p.dil_h) * p.Q;
+      for (int64_t s = 0; s < p.S; ++s) rows[tap++] = cp.row(xs, p, c, r, s);
 }
 
 // (kb, v) tiles of Kg filters x PQ pixels for conv2d_forward_rows (the
@@ -93,23 +117,22 @@ Tile choose_tiles(int64_t Kg, int64_t PQ) {
   return cheapest_tiles(kOptions, Kg, (PQ + 15) / 16, 1, 2);
 }
 
-// y = conv(x, w) + b (relu) for stride 1 and padding >= 0, one image per task.
+// y = conv(x, w) + b (relu) for padding >= 0, one image per task.
 Status forward_shifted(float* y, const float* x, const float* w, const float* b,
                        const Conv2dParams& p, bool relu) {
   const KernelTable& kt = kernels();
   const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, taps = Cg * RS, PQ = p.P * p.Q;
-  const int64_t Hp = p.P + (p.R - 1) * p.dil_h;
-  const int64_t xs_image = p.S * p.C * Hp * p.Q;
+  const Copies cp(p);
   const Tile cfg = choose_tiles(Kg, PQ);
   return parallel_for(p.N, [&](int64_t n) {
-    float* xs = thread_workspace(kSlotColumns, xs_image);
+    float* xs = thread_workspace(kSlotColumns, cp.image);
     // Tap pointers, in a float workspace of twice their count.
     float* rows_buf = thread_workspace(kSlotRows, 2 * taps);
     if (xs == nullptr || rows_buf == nullptr) return false;
     const float** rows = reinterpret_cast<const float**>(rows_buf);
-    kt.conv2d_shift_image(xs, x + n * p.C * p.H * p.W, p, Hp);
+    kt.conv2d_shift_image(xs, x + n * p.C * p.H * p.W, p, cp.Hp, cp.phases);
     for (int64_t g = 0; g < p.G; ++g) {
-      tap_rows(rows, xs, p, Hp, g);
+      tap_rows(rows, xs, p, cp, g);
       for (int64_t m0 = 0; m0 < PQ; m0 += 16 * cfg.b) {
         const int len = static_cast<int>(std::min<int64_t>(16 * cfg.b, PQ - m0));
         for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
@@ -145,7 +168,7 @@ Conv2dParams transposed_problem(const Conv2dParams& p) {
 }  // namespace
 
 bool conv2d_forward_shifted_applies(const Conv2dParams& p) {
-  if (p.stride_h != 1 || p.stride_w != 1 || p.pad_top < 0 || p.pad_left < 0) return false;
+  if (p.pad_top < 0 || p.pad_left < 0) return false;
   return kernels().conv2d_forward_rows(nullptr, 0, nullptr, 0, nullptr, 0, 0, 16, 1, nullptr,
                                        false);
 }
@@ -183,15 +206,15 @@ Status conv2d_backward_input_shifted(float* dx, const float* dy, const float* w,
 }
 
 bool conv2d_backward_weight_shifted_applies(const Conv2dParams& p) {
-  return p.stride_h == 1 && p.stride_w == 1;
+  return p.pad_top >= 0 && p.pad_left >= 0;
 }
 
 Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const float* x,
                                       const Conv2dParams& p) {
   const KernelTable& kt = kernels();
   const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, taps = Cg * RS, PQ = p.P * p.Q;
-  const int64_t Hp = p.P + (p.R - 1) * p.dil_h;  // rows of a shifted copy
-  const int64_t xs_image = p.S * p.C * Hp * p.Q;
+  const Copies cp(p);
+  const int64_t xs_image = cp.image;
   const int64_t chunks = weight_grad_chunks(p.N);
   const Tile cfg = choose_blocks(Kg, taps);
   // Images per sub-chunk: their shifted copies stay within 256 KB (L2).
@@ -208,7 +231,8 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
     for (int64_t n0 = n_begin; n0 < n_end; n0 += sub_max) {
       const int64_t count = std::min(sub_max, n_end - n0);
       for (int64_t i = 0; i < count; ++i)
-        kt.conv2d_shift_image(xs + i * xs_image, x + (n0 + i) * p.C * p.H * p.W, p, Hp);
+        kt.conv2d_shift_image(xs + i * xs_image, x + (n0 + i) * p.C * p.H * p.W, p, cp.Hp,
+                              cp.phases);
       for (int64_t g = 0; g < p.G; ++g) {
         for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
           const int kb = static_cast<int>(std::min<int64_t>(cfg.a, Kg - k0));
@@ -217,7 +241,7 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
             const int t = static_cast<int>(std::min<int64_t>(cfg.b, taps - t0));
             for (int j = 0; j < t; ++j) {  // tap (c, r, s) of the group: a row of copy s
               const int64_t tap = t0 + j, c = g * Cg + tap / RS, r = tap % RS / p.S, s = tap % p.S;
-              b[j] = xs + ((s * p.C + c) * Hp + r * p.dil_h) * p.Q;
+              b[j] = cp.row(xs, p, c, r, s);
             }
             kt.conv2d_dot_block(dwc + (g * Kg + k0) * taps + t0, taps, a, b, PQ, count, p.K * PQ,
                                 xs_image, kb, t);

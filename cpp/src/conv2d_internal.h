@@ -43,7 +43,8 @@ Status conv2d_backward_input_implicit(float* dx, const float* dy, const float* w
                                       const Conv2dParams& p);
 
 // The direct algorithm over shifted image copies (conv2d_direct.cpp), each
-// pass where its ..._applies says (stride 1; the ISA has the kernels).
+// pass where its ..._applies says (backward-input: stride 1; forward: the
+// ISA has the tile kernel).
 bool conv2d_forward_shifted_applies(const Conv2dParams& p);
 Status conv2d_forward_shifted(float* y, const float* x, const float* w, const float* b,
                               const Conv2dParams& p, bool relu);

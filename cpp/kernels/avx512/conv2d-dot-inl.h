@@ -180,19 +180,26 @@ bool conv2d_forward_rows(float* y, int64_t ldy, const float* w, int64_t ldw,
 }  // namespace avx512
 }  // namespace fastconv
 
-// conv2d_shift_image__avx512: each row of a copy is one masked load (lanes
-// outside the image never read, so never fault) and one masked store per 16
-// columns.
+// conv2d_shift_image__avx512: each row of a copy is one masked load (stride
+// 1; a masked gather for other strides) and one masked store per 16 columns;
+// lanes outside the image are never read, so they never fault. The masks
+// depend only on the copy's column shift: made once per copy.
 namespace fastconv {
 namespace avx512 {
 
-void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_t Hp) {
-  const int64_t Q = p.Q, CHpQ = p.C * Hp * Q, chunks = (Q + 15) / 16;
+void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_t Hp,
+                        int64_t phases) {
+  const int64_t Q = p.Q, sw = p.stride_w, chunks = (Q + 15) / 16;
   constexpr int64_t kMaxChunks = 64;  // masks made once per copy up to Q = 1024
   __mmask16 load_masks[kMaxChunks], store_masks[kMaxChunks];
+  const __m512i lanes = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(static_cast<int>(sw)));
+  float* dst = xs;
   for (int64_t s = 0; s < p.S; ++s) {
     const int64_t w0 = s * p.dil_w - p.pad_left;  // input column of q = 0
-    const int64_t q_lo = imin(imax(-w0, 0), Q), q_hi = imin(imax(p.W - w0, q_lo), Q);
+    const int64_t q_lo = imin(first_in_range(w0, sw), Q);
+    const int64_t q_hi = imin(imax(end_in_range(w0, sw, p.W), q_lo), Q);
     // Chunk j's lanes: stored if q0 + lane < Q, read from x if in [q_lo, q_hi).
     auto masks = [&](int64_t j, __mmask16* load, __mmask16* store) {
       const int64_t q0 = 16 * j, n = imin(16, Q - q0);
@@ -202,23 +209,27 @@ void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_
     };
     const bool cached = chunks <= kMaxChunks;
     for (int64_t j = 0; cached && j < chunks; ++j) masks(j, &load_masks[j], &store_masks[j]);
-    float* dst = xs + s * CHpQ;
-    for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t hp = 0; hp < Hp; ++hp, dst += Q) {
-        const int64_t h = hp - p.pad_top;
-        const bool inside = h >= 0 && h < p.H;
-        const float* src = x + (c * p.H + (inside ? h : 0)) * p.W + w0;
-        for (int64_t j = 0; j < chunks; ++j) {
-          __mmask16 load, store;
-          if (cached) {
-            load = load_masks[j];
-            store = store_masks[j];
-          } else {
-            masks(j, &load, &store);
+    for (int64_t r0 = 0; r0 < phases; ++r0) {
+      for (int64_t c = 0; c < p.C; ++c) {
+        for (int64_t hp = 0; hp < Hp; ++hp, dst += Q) {
+          const int64_t h = hp * p.stride_h + r0 - p.pad_top;
+          const bool inside = h >= 0 && h < p.H;
+          const float* src = x + (c * p.H + (inside ? h : 0)) * p.W + w0;
+          for (int64_t j = 0; j < chunks; ++j) {
+            __mmask16 load, store;
+            if (cached) {
+              load = load_masks[j];
+              store = store_masks[j];
+            } else {
+              masks(j, &load, &store);
+            }
+            if (!inside) load = 0;
+            const __m512 v =
+                sw == 1 ? _mm512_maskz_loadu_ps(load, src + 16 * j)
+                        : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), load, lanes,
+                                                   src + 16 * j * sw, 4);
+            _mm512_mask_storeu_ps(dst + 16 * j, store, v);
           }
-          // masked-off lanes are never read, so they never fault
-          const __m512 v = _mm512_maskz_loadu_ps(inside ? load : 0, src + 16 * j);
-          _mm512_mask_storeu_ps(dst + 16 * j, store, v);
         }
       }
     }

@@ -152,18 +152,23 @@ void conv2d_backward_weight_direct(float* dw, const float* dy, const float* x,
 float conv2d_backward_bias(const float* x, int64_t n) { return sum_lanes16(x, n); }
 
 #ifndef FASTCONV_NATIVE_SHIFT_IMAGE  // the ISA's own file has it
-void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_t Hp) {
-  const int64_t Q = p.Q, CHpQ = p.C * Hp * Q;
+void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_t Hp,
+                        int64_t phases) {
+  const int64_t Q = p.Q, sw = p.stride_w;
+  float* dst = xs;
   for (int64_t s = 0; s < p.S; ++s) {
     const int64_t w0 = s * p.dil_w - p.pad_left;  // input column of q = 0
-    const int64_t q_lo = imin(imax(-w0, 0), Q), q_hi = imin(imax(p.W - w0, q_lo), Q);
-    for (int64_t c = 0; c < p.C; ++c) {
-      for (int64_t hp = 0; hp < Hp; ++hp) {
-        float* __restrict dst = xs + s * CHpQ + (c * Hp + hp) * Q;
-        const int64_t h = hp - p.pad_top;
-        const bool inside = h >= 0 && h < p.H;
-        const float* __restrict src = x + (c * p.H + (inside ? h : 0)) * p.W + w0;
-        for (int64_t q = 0; q < Q; ++q) dst[q] = inside && q >= q_lo && q < q_hi ? src[q] : 0.0f;
+    const int64_t q_lo = imin(first_in_range(w0, sw), Q);
+    const int64_t q_hi = imin(imax(end_in_range(w0, sw, p.W), q_lo), Q);
+    for (int64_t r0 = 0; r0 < phases; ++r0) {
+      for (int64_t c = 0; c < p.C; ++c) {
+        for (int64_t hp = 0; hp < Hp; ++hp, dst += Q) {
+          const int64_t h = hp * p.stride_h + r0 - p.pad_top;
+          const bool inside = h >= 0 && h < p.H;
+          const float* src = x + (c * p.H + (inside ? h : 0)) * p.W + w0;
+          for (int64_t q = 0; q < Q; ++q)
+            dst[q] = inside && q >= q_lo && q < q_hi ? src[q * sw] : 0.0f;
+        }
       }
     }
   }
