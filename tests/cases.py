@@ -227,6 +227,10 @@ MAX_POOL_CASES = [
     PoolCase("k2s2_even",        N=1, C=3,  H=8,  W=16, kernel_size=2),
     PoolCase("k2s2_odd",         N=3, C=2,  H=11, W=11, kernel_size=2),
     PoolCase("k2s2_odd_ceil",    N=1, C=2,  H=11, W=13, kernel_size=2, ceil_mode=True),
+    # 2x2/2 rows of 16 windows and more (the AVX-512 row kernel's tails).
+    PoolCase("k2s2_q19",         N=1, C=2,  H=6,  W=38, kernel_size=2),
+    PoolCase("k2s2_q17_odd",     N=1, C=2,  H=5,  W=35, kernel_size=2),
+    PoolCase("k2s2_q33_ceil",    N=1, C=2,  H=5,  W=65, kernel_size=2, ceil_mode=True),
     PoolCase("k3s2_alexnet",     N=1, C=3,  H=13, W=13, kernel_size=3, stride=2),
     PoolCase("k3s2_alexnet_27",  N=1, C=2,  H=27, W=27, kernel_size=3, stride=2),
     PoolCase("k3s2_ceil",        N=3, C=2,  H=12, W=14, kernel_size=3, stride=2, ceil_mode=True),

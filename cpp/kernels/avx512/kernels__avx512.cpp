@@ -20,6 +20,8 @@
 #define FASTCONV_NATIVE_PATCH_KERNELS  // the file below has them
 #include "kernels/portable/conv2d-patches-inl.h"
 #include "kernels/avx512/conv2d-patches-inl.h"
+#define FASTCONV_NATIVE_MAX_ROW_2X2S2  // the file below has it
+#include "kernels/avx512/pool2d-inl.h"
 #include "kernels/portable/pool2d-inl.h"
 #include "kernels/portable/eltwise-inl.h"
 #include "kernels/avx512/fma-probe-inl.h"

@@ -93,7 +93,15 @@ void max_pool2d_forward(float* y, int64_t* idx, const float* x, const Pool2dPara
     const int64_t start = h0 * W - p.pad_w;  // first position of window q: start + q*stride_w
     const bool plain = dh == 1 && dw == 1;
     if (plain && R == 2 && S == 2) {
+#ifdef FASTCONV_NATIVE_MAX_ROW_2X2S2  // the ISA's vector version of the same loop
+      if (p.stride_w == 2 && W < (int64_t{1} << 30)) {
+        max_row_2x2s2(yrow, irow, x, W, start, q_in, q_end);
+      } else {
+        max_row_interior<2, 2>(yrow, irow, x, p, start, q_in, q_end);
+      }
+#else
       max_row_interior<2, 2>(yrow, irow, x, p, start, q_in, q_end);
+#endif
     } else if (plain && R == 3 && S == 3) {
       max_row_interior<3, 3>(yrow, irow, x, p, start, q_in, q_end);
     } else {
