@@ -30,6 +30,7 @@ __all__ = [
     "avg_pool2d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv2d_max_pool2d",
     "linear",
     "max_pool2d",
     "max_pool2d_backward",
@@ -159,6 +160,40 @@ def max_pool2d(
     return _core.max_pool2d_forward(
         x, kernel_size, stride, padding, dilation, ceil_mode, return_indices
     )
+
+
+def conv2d_max_pool2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    algo: str = "auto",
+    activation: str | None = None,
+    kernel_size: IntPair = 2,
+    pool_stride: IntPair | None = None,
+    pool_padding: IntPair = 0,
+    pool_dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """``max_pool2d(conv2d(x, weight, bias, ..., activation=activation), kernel_size, ...)`` in one call.
+
+    The arguments before ``kernel_size`` are :func:`conv2d`'s, the ``pool_*``
+    ones and ``ceil_mode``/``return_indices`` :func:`max_pool2d`'s. The result
+    is the same as the two calls one after the other (bitwise, for the same
+    ``algo``), but where the convolution runs the direct algorithm, each
+    image's output is pooled while it is still in cache and the full
+    convolution output is never written to memory (the classic CNNs'
+    conv -> ReLU -> max-pool block; ``nn.Sequential`` uses it).
+    """
+    return _core.conv2d_max_pool2d(
+        x, weight, bias, stride, padding, dilation, groups, algo, activation,
+        kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode, return_indices,
+    )  # fmt: skip
 
 
 def max_pool2d_backward(

@@ -614,6 +614,30 @@ def _pool_geometry(
     return _PoolGeometry(N, C, H, W, kernel, stride_hw, pad, dilation_hw, P, Q)
 
 
+def conv2d_max_pool2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: ConvPadding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    *,
+    algo: str = "auto",
+    activation: str | None = None,
+    kernel_size: IntPair = 2,
+    pool_stride: IntPair | None = None,
+    pool_padding: IntPair = 0,
+    pool_dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """:func:`max_pool2d` of :func:`conv2d`: the two calls one after the other."""
+    y = conv2d(x, weight, bias, stride, padding, dilation, groups, algo=algo, activation=activation)
+    return max_pool2d(y, kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode,
+                      return_indices)  # fmt: skip
+
+
 def max_pool2d(
     x: np.ndarray,
     kernel_size: IntPair,

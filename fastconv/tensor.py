@@ -950,13 +950,24 @@ def conv2d_relu_max_pool2d(
     gradients as the three ops one after the other.
     """
     F = _kernels_for("conv2d", ("x", x), ("weight", weight), ("bias", bias))
-    y = _conv_forward(F, x, weight, bias, conv, "relu")
     parents = (x, weight) if bias is None else (x, weight, bias)
-    if not (_grad_enabled and any(t.requires_grad for t in parents)):
-        return _wrap(_timed("max_pool2d.forward", F.max_pool2d, y, *pool))
-    p, idx = _timed("max_pool2d.forward", F.max_pool2d, y, *pool, True)
-    y_shape = y.shape
-    del y
+    want_idx = _grad_enabled and any(t.requires_grad for t in parents)
+    stride, padding, dilation, groups, algo = conv
+    kernel_size, pool_stride, pool_padding, pool_dilation, ceil_mode = pool
+    # One call: where the convolution runs direct, each image's output is
+    # pooled while in cache and the full output never reaches memory.
+    out = _timed(
+        "conv2d+max_pool2d.forward", F.conv2d_max_pool2d, x.data, weight.data,
+        None if bias is None else bias.data, stride, padding, dilation, groups, algo=algo,
+        activation="relu", kernel_size=kernel_size, pool_stride=pool_stride,
+        pool_padding=pool_padding, pool_dilation=pool_dilation, ceil_mode=ceil_mode,
+        return_indices=want_idx,
+    )  # fmt: skip
+    if not want_idx:
+        return _wrap(out)
+    p, idx = out
+    geo = reference._conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    y_shape = (geo.N, geo.K, geo.P, geo.Q)  # the convolution's output, for the pool's backward
 
     def backward(g: np.ndarray) -> tuple:
         g = _timed("relu.backward", F.relu_backward, g, p)

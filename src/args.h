@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fastconv/shapes.h"
 #include "fastconv/status.h"
 
 namespace fastconv_py {
@@ -74,5 +75,24 @@ py::array_t<int64_t> new_int64(const std::vector<int64_t>& shape);
 void throw_if_error(const fastconv::Status& st);
 
 std::string shape_text(const std::vector<int64_t>& shape);
+
+// A max pool's outputs: y (float32) and, when asked, the indices (int64),
+// both of `shape`; result() is what the Python call returns, y or (y, indices).
+struct PoolOutputs {
+  PoolOutputs(const std::vector<int64_t>& shape, bool want_indices);
+  py::array_t<float> y;
+  py::object indices = py::none();
+  float* y_data = nullptr;
+  int64_t* indices_data = nullptr;  // null when not asked
+  py::object result() const;
+};
+
+// Validated pooling params for input shape x_shape from the Python arguments
+// (pool2d_bindings.cpp); nullptr for the arguments the op does not have.
+fastconv::Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape,
+                                   py::handle kernel, py::handle stride, py::handle padding,
+                                   const py::handle* dilation, py::handle ceil_mode,
+                                   const py::handle* count_include_pad,
+                                   const py::handle* divisor_override);
 
 }  // namespace fastconv_py

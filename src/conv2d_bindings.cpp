@@ -72,27 +72,44 @@ bool activation_arg(py::handle obj, const char* op) {
                         std::string(py::repr(obj)));
 }
 
+// A forward convolution's checked arguments.
+struct ForwardArgs {
+  ArrayIn x, w, b;
+  Conv2dParams p;
+  ConvAlgo algo;
+  bool relu;
+};
+
+ForwardArgs forward_args(const char* op, py::handle x_obj, py::handle w_obj, py::handle b_obj,
+                         py::handle stride, py::handle padding, py::handle dilation,
+                         py::handle groups, py::handle algo_obj, py::handle activation) {
+  ForwardArgs a;
+  a.x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
+  a.w = float32_array(w_obj, op, "weight", 4, "(K, C/groups, R, S)");
+  a.b = optional_float32_array(b_obj, op, "bias", 1, "(K,)");
+  a.p = conv_params(op, a.x, a.w, stride, padding, dilation, groups);
+  if (a.b.data != nullptr && a.b.shape[0] != a.p.K) {
+    throw py::value_error(std::string(op) + ": bias must have shape (K,) = (" +
+                          std::to_string(a.p.K) + ",) for weight " + shape_text(a.w.shape) +
+                          ", got " + shape_text(a.b.shape));
+  }
+  a.algo = algo_arg(algo_obj, op);
+  a.relu = activation_arg(activation, op);
+  return a;
+}
+
 py::array conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, py::handle stride,
                          py::handle padding, py::handle dilation, py::handle groups,
                          py::handle algo_obj, py::handle activation) {
-  const char* op = "conv2d";
-  const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
-  const ArrayIn w = float32_array(w_obj, op, "weight", 4, "(K, C/groups, R, S)");
-  const ArrayIn b = optional_float32_array(b_obj, op, "bias", 1, "(K,)");
-  const Conv2dParams p = conv_params(op, x, w, stride, padding, dilation, groups);
-  if (b.data != nullptr && b.shape[0] != p.K) {
-    throw py::value_error(std::string(op) + ": bias must have shape (K,) = (" +
-                          std::to_string(p.K) + ",) for weight " + shape_text(w.shape) +
-                          ", got " + shape_text(b.shape));
-  }
-  const ConvAlgo algo = algo_arg(algo_obj, op);
-  const bool relu = activation_arg(activation, op);
+  const ForwardArgs a = forward_args("conv2d", x_obj, w_obj, b_obj, stride, padding, dilation,
+                                     groups, algo_obj, activation);
+  const Conv2dParams& p = a.p;
   py::array_t<float> y = new_float32({p.N, p.K, p.P, p.Q});
   float* yp = y.mutable_data();
   fastconv::Status st;
   {
     py::gil_scoped_release release;
-    st = fastconv::conv2d_forward(yp, x.f32(), w.f32(), b.f32(), p, algo, relu);
+    st = fastconv::conv2d_forward(yp, a.x.f32(), a.w.f32(), a.b.f32(), p, a.algo, a.relu);
   }
   throw_if_error(st);
   return std::move(y);
@@ -128,6 +145,33 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
   }
   throw_if_error(st);
   return py::make_tuple(dx, dw, db);
+}
+
+// max_pool2d(conv2d(x, weight, bias, ...) (relu)): the pooled output, and
+// the indices when asked, of the two ops one after the other.
+py::object conv2d_max_pool2d(py::handle x_obj, py::handle w_obj, py::handle b_obj,
+                             py::handle stride, py::handle padding, py::handle dilation,
+                             py::handle groups, py::handle algo_obj, py::handle activation,
+                             py::handle kernel, py::handle pool_stride, py::handle pool_padding,
+                             py::handle pool_dilation, py::handle ceil_mode,
+                             py::handle return_indices) {
+  const char* op = "conv2d_max_pool2d";
+  const ForwardArgs a = forward_args(op, x_obj, w_obj, b_obj, stride, padding, dilation, groups,
+                                     algo_obj, activation);
+  const Conv2dParams& p = a.p;
+  const fastconv::Pool2dParams pool = pool_params(op, {p.N, p.K, p.P, p.Q}, kernel, pool_stride,
+                                                  pool_padding, &pool_dilation, ceil_mode,
+                                                  nullptr, nullptr);
+  const PoolOutputs out({pool.N, pool.C, pool.P, pool.Q},
+                        bool_arg(return_indices, op, "return_indices"));
+  fastconv::Status st;
+  {
+    py::gil_scoped_release release;
+    st = fastconv::conv2d_forward_max_pool2d(out.y_data, out.indices_data, a.x.f32(), a.w.f32(),
+                                             a.b.f32(), p, a.algo, a.relu, pool);
+  }
+  throw_if_error(st);
+  return out.result();
 }
 
 // The algorithm "auto" resolves to for one pass of a conv2d call.
@@ -167,6 +211,11 @@ void bind_conv2d(py::module_& m) {
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("algo"), py::arg("activation") = py::none());
+  m.def("conv2d_max_pool2d", &conv2d_max_pool2d, py::arg("x"), py::arg("weight"),
+        py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("groups"), py::arg("algo"), py::arg("activation"), py::arg("kernel_size"),
+        py::arg("pool_stride"), py::arg("pool_padding"), py::arg("pool_dilation"),
+        py::arg("ceil_mode"), py::arg("return_indices"));
   m.def("conv2d_backward", &conv2d_backward, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("algo"), py::arg("output_mask"));

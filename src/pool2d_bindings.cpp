@@ -19,35 +19,6 @@ bool is_empty_sequence(py::handle obj) {
   return (PyTuple_Check(obj.ptr()) || PyList_Check(obj.ptr())) && py::len(obj) == 0;
 }
 
-Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
-                         py::handle stride, py::handle padding, const py::handle* dilation,
-                         py::handle ceil_mode, const py::handle* count_include_pad,
-                         const py::handle* divisor_override) {
-  Pool2dArgs a;
-  a.op = op;
-  a.x_name = std::string(op).find("backward") != std::string::npos ? "input_shape" : "x";
-  for (int i = 0; i < 4; ++i) a.x_shape[i] = x_shape[i];
-  const auto k = pair_arg(kernel, op, "kernel_size");
-  const auto s = stride.is_none() || is_empty_sequence(stride) ? k : pair_arg(stride, op, "stride");
-  const auto pa = pair_arg(padding, op, "padding");
-  const auto d = dilation ? pair_arg(*dilation, op, "dilation") : std::array<int64_t, 2>{1, 1};
-  for (int i = 0; i < 2; ++i) {
-    a.kernel[i] = k[i];
-    a.stride[i] = s[i];
-    a.padding[i] = pa[i];
-    a.dilation[i] = d[i];
-  }
-  a.ceil_mode = bool_arg(ceil_mode, op, "ceil_mode");
-  if (count_include_pad) a.count_include_pad = bool_arg(*count_include_pad, op, "count_include_pad");
-  if (divisor_override && !divisor_override->is_none()) {
-    a.divisor_override = int_arg(*divisor_override, op, "divisor_override");
-    if (a.divisor_override == 0) throw py::value_error(std::string(op) + ": divisor_override must not be 0");
-  }
-  Pool2dParams p;
-  throw_if_error(fastconv::pool2d_make_params(a, &p));
-  return p;
-}
-
 py::object max_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle stride,
                               py::handle padding, py::handle dilation, py::handle ceil_mode,
                               py::handle return_indices) {
@@ -55,24 +26,14 @@ py::object max_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle st
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
   const Pool2dParams p =
       pool_params(op, x.shape, kernel, stride, padding, &dilation, ceil_mode, nullptr, nullptr);
-  const bool want_idx = bool_arg(return_indices, op, "return_indices");
-  py::array_t<float> y = new_float32({p.N, p.C, p.P, p.Q});
-  py::object idx = py::none();
-  int64_t* ip = nullptr;
-  if (want_idx) {
-    py::array_t<int64_t> a = new_int64({p.N, p.C, p.P, p.Q});
-    ip = a.mutable_data();
-    idx = std::move(a);
-  }
-  float* yp = y.mutable_data();
+  const PoolOutputs out({p.N, p.C, p.P, p.Q}, bool_arg(return_indices, op, "return_indices"));
   fastconv::Status st;
   {
     py::gil_scoped_release release;
-    st = fastconv::max_pool2d_forward(yp, ip, x.f32(), p);
+    st = fastconv::max_pool2d_forward(out.y_data, out.indices_data, x.f32(), p);
   }
   throw_if_error(st);
-  if (want_idx) return py::make_tuple(y, idx);
-  return std::move(y);
+  return out.result();
 }
 
 py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, py::handle shape_obj) {
@@ -141,6 +102,51 @@ py::array avg_pool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
 }
 
 }  // namespace
+
+PoolOutputs::PoolOutputs(const std::vector<int64_t>& shape, bool want_indices)
+    : y(new_float32(shape)) {
+  y_data = y.mutable_data();
+  if (want_indices) {
+    py::array_t<int64_t> a = new_int64(shape);
+    indices_data = a.mutable_data();
+    indices = std::move(a);
+  }
+}
+
+py::object PoolOutputs::result() const {
+  if (indices_data != nullptr) return py::make_tuple(y, indices);
+  return y;
+}
+
+// Declared in args.h: the fused conv2d + max_pool2d binding uses it too.
+Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
+                         py::handle stride, py::handle padding, const py::handle* dilation,
+                         py::handle ceil_mode, const py::handle* count_include_pad,
+                         const py::handle* divisor_override) {
+  Pool2dArgs a;
+  a.op = op;
+  a.x_name = std::string(op).find("backward") != std::string::npos ? "input_shape" : "x";
+  for (int i = 0; i < 4; ++i) a.x_shape[i] = x_shape[i];
+  const auto k = pair_arg(kernel, op, "kernel_size");
+  const auto s = stride.is_none() || is_empty_sequence(stride) ? k : pair_arg(stride, op, "stride");
+  const auto pa = pair_arg(padding, op, "padding");
+  const auto d = dilation ? pair_arg(*dilation, op, "dilation") : std::array<int64_t, 2>{1, 1};
+  for (int i = 0; i < 2; ++i) {
+    a.kernel[i] = k[i];
+    a.stride[i] = s[i];
+    a.padding[i] = pa[i];
+    a.dilation[i] = d[i];
+  }
+  a.ceil_mode = bool_arg(ceil_mode, op, "ceil_mode");
+  if (count_include_pad) a.count_include_pad = bool_arg(*count_include_pad, op, "count_include_pad");
+  if (divisor_override && !divisor_override->is_none()) {
+    a.divisor_override = int_arg(*divisor_override, op, "divisor_override");
+    if (a.divisor_override == 0) throw py::value_error(std::string(op) + ": divisor_override must not be 0");
+  }
+  Pool2dParams p;
+  throw_if_error(fastconv::pool2d_make_params(a, &p));
+  return p;
+}
 
 void bind_pool2d(py::module_& m) {
   m.def("max_pool2d_forward", &max_pool2d_forward, py::arg("x"), py::arg("kernel_size"),

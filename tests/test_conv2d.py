@@ -508,3 +508,61 @@ def test_nonfinite_operands_match_reference(case, isa):
         per_algo[algo] = [c[1] for c in checks]
     for a, b in zip(per_algo["direct"], per_algo["im2col"]):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+
+
+# conv2d_max_pool2d: the fused conv -> (ReLU) -> max-pool call. Pools that fit
+# every case's output (1x1 outputs included): 1x1, 2x2 stride 1 with
+# ceil_mode, 3x3 stride 2 padded.
+FUSED_POOLS = [
+    dict(kernel_size=1),
+    dict(kernel_size=2, pool_stride=1, ceil_mode=True),
+    dict(kernel_size=3, pool_stride=2, pool_padding=1),
+]
+
+
+@pytest.mark.parametrize("pool", FUSED_POOLS, ids=["k1", "k2s1ceil", "k3s2p1"])
+@pytest.mark.parametrize("activation", [None, "relu"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=ids(CONV_CASES))
+def test_conv2d_max_pool2d_is_the_two_calls(case, activation, pool, isa):
+    """Bitwise the same values and indices as conv2d then max_pool2d, for every
+    algo (direct pools each image's output while it is in cache)."""
+    d = conv_data(case)
+    pk = {k.removeprefix("pool_"): v for k, v in pool.items()}
+    for algo in ALGOS:
+        y = fastconv.conv2d(d.x, d.w, d.b, **case.kwargs, algo=algo, activation=activation)
+        try:
+            want, want_idx = fastconv.max_pool2d(y, **pk, return_indices=True)
+        except ValueError:  # the pool does not fit this output
+            with pytest.raises(ValueError):
+                fastconv.conv2d_max_pool2d(d.x, d.w, d.b, **case.kwargs, algo=algo, **pool)
+            return
+        got, got_idx = fastconv.conv2d_max_pool2d(
+            d.x, d.w, d.b, **case.kwargs, algo=algo, activation=activation, **pool,
+            return_indices=True,
+        )  # fmt: skip
+        assert got.tobytes() == want.tobytes(), algo
+        assert got_idx.tobytes() == want_idx.tobytes(), algo
+        only = fastconv.conv2d_max_pool2d(d.x, d.w, d.b, **case.kwargs, algo=algo, **pool,
+                                          activation=activation)  # fmt: skip
+        assert only.tobytes() == want.tobytes(), algo
+
+
+def test_conv2d_max_pool2d_reference_and_errors():
+    """The reference composes its two ops; bad pooling or bias arguments raise
+    ValueError naming the op, a float64 input TypeError."""
+    rng = rng_for("fused-pool")
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    got = fastconv.conv2d_max_pool2d(x, w, b, padding=1, activation="relu", kernel_size=2)
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    want = ref.conv2d_max_pool2d(x64, w64, b64, padding=1, activation="relu", kernel_size=2)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="conv2d_max_pool2d"):
+        fastconv.conv2d_max_pool2d(x, w, b, kernel_size=20)  # window larger than the 7x7 output
+    with pytest.raises(ValueError, match="conv2d_max_pool2d"):
+        fastconv.conv2d_max_pool2d(x, w, b[:3], kernel_size=2)
+    with pytest.raises(ValueError, match="conv2d_max_pool2d"):
+        fastconv.conv2d_max_pool2d(x, w, b, kernel_size=2, pool_padding=2)  # > half the window
+    with pytest.raises(TypeError):
+        fastconv.conv2d_max_pool2d(x64, w, b, kernel_size=2)

@@ -6,10 +6,13 @@
 // Every reduction runs in a fixed order, so results are bitwise identical
 // for any thread count.
 #include <cstring>
+#include <memory>
+#include <new>
 #include <string>
 
 #include "conv2d_internal.h"
 #include "fastconv/dispatch.h"
+#include "fastconv/pool2d.h"
 #include "fastconv/threading.h"
 
 namespace fastconv {
@@ -143,6 +146,19 @@ Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
     if (relu) kt.relu_forward(y + i * PQ, y + i * PQ, PQ);  // the plane is still in L1/L2
     return true;
   });
+}
+
+Status conv2d_forward_max_pool2d(float* pooled, int64_t* indices, const float* x, const float* w,
+                                 const float* b, const Conv2dParams& p, ConvAlgo algo, bool relu,
+                                 const Pool2dParams& pool) {
+  if (p.N == 0) return Status::Ok();
+  const ConvAlgo a = resolve(algo, ConvPass::kForward, p);
+  if (a == ConvAlgo::kDirect && conv2d_forward_shifted_applies(p))
+    return conv2d_forward_shifted_max_pool(pooled, indices, x, w, b, p, relu, pool);
+  std::unique_ptr<float[]> y(new (std::nothrow) float[static_cast<size_t>(p.N * p.K * p.P * p.Q)]);
+  if (!y) return Status::OutOfMemory("conv2d_relu_max_pool2d: cannot allocate the conv output");
+  FASTCONV_RETURN_IF_ERROR(conv2d_forward(y.get(), x, w, b, p, a, relu));
+  return max_pool2d_forward(pooled, indices, y.get(), pool);
 }
 
 Status conv2d_backward_input(float* dx, const float* dy, const float* w, const Conv2dParams& p,

@@ -117,33 +117,41 @@ Tile choose_tiles(int64_t Kg, int64_t PQ) {
   return cheapest_tiles(kOptions, Kg, (PQ + 15) / 16, 1, 2);
 }
 
+// y_n (K, P, Q) = conv(x_n, w) + b (relu) for one image x_n (C, H, W),
+// with the calling thread's workspaces; false if they cannot be allocated.
+bool forward_shifted_image(float* y_n, const float* x_n, const float* w, const float* b,
+                           const Conv2dParams& p, bool relu, const Copies& cp, const Tile& cfg) {
+  const KernelTable& kt = kernels();
+  const int64_t Kg = p.Kg(), taps = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
+  float* xs = thread_workspace(kSlotColumns, cp.image);
+  // Tap pointers, in a float workspace of twice their count.
+  float* rows_buf = thread_workspace(kSlotRows, 2 * taps);
+  if (xs == nullptr || rows_buf == nullptr) return false;
+  const float** rows = reinterpret_cast<const float**>(rows_buf);
+  kt.conv2d_shift_image(xs, x_n, p, cp.Hp, cp.phases);
+  for (int64_t g = 0; g < p.G; ++g) {
+    tap_rows(rows, xs, p, cp, g);
+    for (int64_t m0 = 0; m0 < PQ; m0 += 16 * cfg.b) {
+      const int len = static_cast<int>(std::min<int64_t>(16 * cfg.b, PQ - m0));
+      for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
+        const int kb = static_cast<int>(std::min<int64_t>(cfg.a, Kg - k0));
+        const int64_t k = g * Kg + k0;
+        kt.conv2d_forward_rows(y_n + k * PQ + m0, PQ, w + k * taps, taps, rows, taps, m0, len,
+                               kb, b ? b + k : nullptr, relu);
+      }
+    }
+  }
+  return true;
+}
+
 // y = conv(x, w) + b (relu) for padding >= 0, one image per task.
 Status forward_shifted(float* y, const float* x, const float* w, const float* b,
                        const Conv2dParams& p, bool relu) {
-  const KernelTable& kt = kernels();
-  const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, taps = Cg * RS, PQ = p.P * p.Q;
   const Copies cp(p);
-  const Tile cfg = choose_tiles(Kg, PQ);
+  const Tile cfg = choose_tiles(p.Kg(), p.P * p.Q);
   return parallel_for(p.N, [&](int64_t n) {
-    float* xs = thread_workspace(kSlotColumns, cp.image);
-    // Tap pointers, in a float workspace of twice their count.
-    float* rows_buf = thread_workspace(kSlotRows, 2 * taps);
-    if (xs == nullptr || rows_buf == nullptr) return false;
-    const float** rows = reinterpret_cast<const float**>(rows_buf);
-    kt.conv2d_shift_image(xs, x + n * p.C * p.H * p.W, p, cp.Hp, cp.phases);
-    for (int64_t g = 0; g < p.G; ++g) {
-      tap_rows(rows, xs, p, cp, g);
-      for (int64_t m0 = 0; m0 < PQ; m0 += 16 * cfg.b) {
-        const int len = static_cast<int>(std::min<int64_t>(16 * cfg.b, PQ - m0));
-        for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
-          const int kb = static_cast<int>(std::min<int64_t>(cfg.a, Kg - k0));
-          const int64_t k = g * Kg + k0;
-          kt.conv2d_forward_rows(y + (n * p.K + k) * PQ + m0, PQ, w + k * taps, taps, rows, taps,
-                                 m0, len, kb, b ? b + k : nullptr, relu);
-        }
-      }
-    }
-    return true;
+    return forward_shifted_image(y + n * p.K * p.P * p.Q, x + n * p.C * p.H * p.W, w, b, p, relu,
+                                 cp, cfg);
   });
 }
 
@@ -176,6 +184,28 @@ bool conv2d_forward_shifted_applies(const Conv2dParams& p) {
 Status conv2d_forward_shifted(float* y, const float* x, const float* w, const float* b,
                               const Conv2dParams& p, bool relu) {
   return forward_shifted(y, x, w, b, p, relu);
+}
+
+Status conv2d_forward_shifted_max_pool(float* pooled, int64_t* indices, const float* x,
+                                       const float* w, const float* b, const Conv2dParams& p,
+                                       bool relu, const Pool2dParams& pool) {
+  const KernelTable& kt = kernels();
+  const Copies cp(p);
+  const Tile cfg = choose_tiles(p.Kg(), p.P * p.Q);
+  const int64_t PQ = p.P * p.Q, pooled_plane = pool.P * pool.Q;
+  return parallel_for(p.N, [&](int64_t n) {
+    // The image's y stays in this thread's L2 between the two steps.
+    float* y_n = thread_workspace(kSlotTile, p.K * PQ);
+    if (y_n == nullptr ||
+        !forward_shifted_image(y_n, x + n * p.C * p.H * p.W, w, b, p, relu, cp, cfg))
+      return false;
+    for (int64_t k = 0; k < p.K; ++k) {
+      const int64_t i = n * p.K + k;  // the (n, k) plane
+      kt.max_pool2d_forward(pooled + i * pooled_plane,
+                            indices ? indices + i * pooled_plane : nullptr, y_n + k * PQ, pool);
+    }
+    return true;
+  });
 }
 
 bool conv2d_backward_input_shifted_applies(const Conv2dParams& p, const float* w) {

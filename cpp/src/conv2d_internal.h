@@ -49,6 +49,11 @@ bool conv2d_forward_shifted_applies(const Conv2dParams& p);
 Status conv2d_forward_shifted(float* y, const float* x, const float* w, const float* b,
                               const Conv2dParams& p, bool relu);
 // w: the weights, whose finiteness counts, or null to ask about the shape only.
+// pooled, indices (N, K, pool.P, pool.Q) = max_pool2d of conv2d_forward_shifted's
+// y, one image at a time (its y never leaves the thread's workspace).
+Status conv2d_forward_shifted_max_pool(float* pooled, int64_t* indices, const float* x,
+                                       const float* w, const float* b, const Conv2dParams& p,
+                                       bool relu, const Pool2dParams& pool);
 bool conv2d_backward_input_shifted_applies(const Conv2dParams& p, const float* w);
 Status conv2d_backward_input_shifted(float* dx, const float* dy, const float* w,
                                      const Conv2dParams& p);

@@ -36,6 +36,15 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p);
 Status conv2d_forward(float* y, const float* x, const float* w, const float* b,
                       const Conv2dParams& p, ConvAlgo algo, bool relu = false);
 // dx = d(loss)/dx given dy = d(loss)/dy.
+// pooled, indices (N, K, pool.P, pool.Q) = max_pool2d(conv2d(x, w, b) (relu))
+// with the pooling `pool` over y's shape (N, K, P, Q); indices may be null.
+// Where the forward's algorithm is the shifted-copy direct one, an image's y
+// is pooled while still in cache and never written out; otherwise y is
+// computed whole in a temporary, then pooled. Same values either way.
+Status conv2d_forward_max_pool2d(float* pooled, int64_t* indices, const float* x, const float* w,
+                                 const float* b, const Conv2dParams& p, ConvAlgo algo, bool relu,
+                                 const Pool2dParams& pool);
+
 Status conv2d_backward_input(float* dx, const float* dy, const float* w, const Conv2dParams& p,
                              ConvAlgo algo);
 // dw = sum over the batch of dy (x) x.
