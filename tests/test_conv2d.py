@@ -566,3 +566,29 @@ def test_conv2d_max_pool2d_reference_and_errors():
         fastconv.conv2d_max_pool2d(x, w, b, kernel_size=2, pool_padding=2)  # > half the window
     with pytest.raises(TypeError):
         fastconv.conv2d_max_pool2d(x64, w, b, kernel_size=2)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_weight_gradient_in_waves(algo, isa):
+    """Weight-gradient partials above 8 MB (here 8 chunks x 256 x 128*3*3) are
+    computed one chunk per thread at a time and added into dw in chunk order:
+    bitwise the same dw at 1 and 2 threads, and the reference's within rounding."""
+    rng = rng_for("waves", algo)
+    x = rng.standard_normal((8, 128, 4, 4)).astype(np.float32)
+    w = rng.standard_normal((256, 128, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((8, 256, 2, 2)).astype(np.float32)
+    before = fastconv.get_num_threads()
+    try:
+        got = {}
+        for t in (1, 2):
+            fastconv.set_num_threads(t)
+            got[t] = fastconv.conv2d_backward(dy, x, w, algo=algo, output_mask=(False, True, False))[1]
+    finally:
+        fastconv.set_num_threads(before)
+    assert got[1].tobytes() == got[2].tobytes()
+    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
+                               output_mask=(False, True, False))[1]
+    scale = ref.conv2d_backward(np.abs(dy).astype(np.float64), np.abs(x).astype(np.float64),
+                                np.abs(w).astype(np.float64), output_mask=(False, True, False))[1]
+    L = x.shape[0] * dy.shape[2] * dy.shape[3]
+    assert np.all(np.abs(got[1] - want) <= C_TOL * L * EPS32 * scale + TINY)

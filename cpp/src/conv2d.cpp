@@ -5,6 +5,7 @@
 // planes of dx, filters of dw per chunk of images (see conv2d_internal.h).
 // Every reduction runs in a fixed order, so results are bitwise identical
 // for any thread count.
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <new>
@@ -115,14 +116,16 @@ ConvAlgo resolve(ConvAlgo algo, ConvPass pass, const Conv2dParams& p) {
   return algo == ConvAlgo::kAuto ? conv2d_choose_algo(pass, p) : algo;
 }
 
-// dw = sum of the chunk partials, in chunk order; tasks of 4096 elements.
-Status reduce_partials(float* dw, const float* partials, int64_t chunks, int64_t n) {
+// dw (=, for the wave of chunk 0, else +=) the wave's chunk partials, in
+// chunk order: over all waves, dw[i] = ((p0[i] + p1[i]) + p2[i]) + ...;
+// tasks of 4096 elements.
+Status add_partials(float* dw, const float* partials, const ChunkWave& wave, int64_t n) {
   constexpr int64_t kBlock = 4096;
   return parallel_for((n + kBlock - 1) / kBlock, [&](int64_t t) {
     const int64_t end = (t + 1) * kBlock < n ? (t + 1) * kBlock : n;
     for (int64_t i = t * kBlock; i < end; ++i) {
-      float acc = partials[i];
-      for (int64_t c = 1; c < chunks; ++c) acc += partials[c * n + i];
+      float acc = wave.first == 0 ? partials[i] : dw[i] + partials[i];
+      for (int64_t c = 1; c < wave.count; ++c) acc += partials[c * n + i];
       dw[i] = acc;
     }
     return true;
@@ -185,35 +188,43 @@ Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const 
     return Status::Ok();
   }
   const int64_t chunks = weight_grad_chunks(p.N);
-  // One chunk writes dw directly; more need partials (kept across calls).
+  // Chunks are computed in waves. Where all chunk partials take at most 8 MB,
+  // one wave; above, one chunk per thread at a time (AlexNet conv4 at 2
+  // threads: 2 partials of 5.3 MB instead of 8). One chunk writes dw directly.
+  const int64_t wave_size =
+      chunks * wn <= (int64_t{2} << 20) ? chunks
+                                        : std::max<int64_t>(1, std::min<int64_t>(chunks, team_threads()));
   float* partials = dw;
   if (chunks > 1) {
-    partials = thread_workspace(kSlotPartials, chunks * wn);
+    partials = thread_workspace(kSlotPartials, wave_size * wn);
     if (partials == nullptr)
       return Status::OutOfMemory("conv2d_backward: cannot allocate the weight-gradient partials");
   }
   const ConvAlgo a = resolve(algo, ConvPass::kBackwardWeight, p);
-  if (a == ConvAlgo::kImplicit) {
-    FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_implicit(partials, dy, x, p));
-  } else if (a == ConvAlgo::kIm2col) {
-    FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_im2col(partials, dy, x, p));
-  } else if (conv2d_backward_weight_shifted_applies(p)) {
-    FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_shifted(partials, dy, x, p));
-  } else {
-    const KernelTable& kt = kernels();
-    FASTCONV_RETURN_IF_ERROR(parallel_for(chunks * p.K, [&](int64_t t) {  // (chunk, filter)
-      const int64_t chunk = t / p.K, k = t % p.K;
-      float* dwk = partials + chunk * wn + k * CRS;
-      for (int64_t i = 0; i < CRS; ++i) dwk[i] = 0.0f;
-      for (int64_t n = chunk_begin(chunk, chunks, p.N); n < chunk_begin(chunk + 1, chunks, p.N);
-           ++n) {
-        kt.conv2d_backward_weight_direct(dwk, dy + n * p.K * p.P * p.Q, x + n * p.C * p.H * p.W,
-                                         p, k);
-      }
-      return true;
-    }));
+  const KernelTable& kt = kernels();
+  for (int64_t first = 0; first < chunks; first += wave_size) {
+    const ChunkWave wave{first, std::min(wave_size, chunks - first)};
+    if (a == ConvAlgo::kImplicit) {
+      FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_implicit(partials, dy, x, p, wave));
+    } else if (a == ConvAlgo::kIm2col) {
+      FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_im2col(partials, dy, x, p, wave));
+    } else if (conv2d_backward_weight_shifted_applies(p)) {
+      FASTCONV_RETURN_IF_ERROR(conv2d_backward_weight_shifted(partials, dy, x, p, wave));
+    } else {
+      FASTCONV_RETURN_IF_ERROR(parallel_for(wave.count * p.K, [&](int64_t t) {  // (chunk, filter)
+        const int64_t i = t / p.K, chunk = wave.first + i, k = t % p.K;
+        float* dwk = partials + i * wn + k * CRS;
+        for (int64_t j = 0; j < CRS; ++j) dwk[j] = 0.0f;
+        for (int64_t n = chunk_begin(chunk, chunks, p.N); n < chunk_begin(chunk + 1, chunks, p.N);
+             ++n) {
+          kt.conv2d_backward_weight_direct(dwk, dy + n * p.K * p.P * p.Q,
+                                           x + n * p.C * p.H * p.W, p, k);
+        }
+        return true;
+      }));
+    }
+    if (chunks > 1) FASTCONV_RETURN_IF_ERROR(add_partials(dw, partials, wave, wn));
   }
-  if (chunks > 1) return reduce_partials(dw, partials, chunks, wn);
   return Status::Ok();
 }
 

@@ -240,7 +240,7 @@ bool conv2d_backward_weight_shifted_applies(const Conv2dParams& p) {
 }
 
 Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const float* x,
-                                      const Conv2dParams& p) {
+                                      const Conv2dParams& p, const ChunkWave& wave) {
   const KernelTable& kt = kernels();
   const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S, taps = Cg * RS, PQ = p.P * p.Q;
   const Copies cp(p);
@@ -249,9 +249,10 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
   const Tile cfg = choose_blocks(Kg, taps);
   // Images per sub-chunk: their shifted copies stay within 256 KB (L2).
   const int64_t sub_max = std::max<int64_t>(1, 65536 / std::max<int64_t>(xs_image, 1));
-  return parallel_for(chunks, [&](int64_t chunk) {
+  return parallel_for(wave.count, [&](int64_t i) {
+    const int64_t chunk = wave.first + i;
     const int64_t n_begin = chunk_begin(chunk, chunks, p.N), n_end = chunk_begin(chunk + 1, chunks, p.N);
-    float* dwc = dw_partials + chunk * p.K * taps;
+    float* dwc = dw_partials + i * p.K * taps;
     std::fill(dwc, dwc + p.K * taps, 0.0f);
     if (PQ == 0) return true;
     float* xs = thread_workspace(kSlotColumns, std::min(sub_max, n_end - n_begin) * xs_image);

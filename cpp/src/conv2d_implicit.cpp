@@ -309,16 +309,16 @@ Status conv2d_forward_implicit(float* y, const float* x, const float* w, const f
 }
 
 Status conv2d_backward_weight_implicit(float* dw_partials, const float* dy, const float* x,
-                                       const Conv2dParams& p) {
+                                       const Conv2dParams& p, const ChunkWave& wave) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   const int64_t chunks = weight_grad_chunks(p.N);
   const PatchSource s{x,          p.C,        p.H,        p.W,         p.Cg(),
                       p.R,        p.S,        p.P,        p.Q,         p.stride_h,
                       p.stride_w, p.dil_h,    p.dil_w,    -p.pad_top,  -p.pad_left};
-  return parallel_for(chunks * p.G, [&](int64_t task) {
-    const int64_t chunk = task / p.G, g = task % p.G;
+  return parallel_for(wave.count * p.G, [&](int64_t task) {
+    const int64_t i = task / p.G, chunk = wave.first + i, g = task % p.G;
     const int64_t n0 = chunk_begin(chunk, chunks, p.N), n1 = chunk_begin(chunk + 1, chunks, p.N);
-    float* dw = dw_partials + chunk * p.K * CRS + g * Kg * CRS;
+    float* dw = dw_partials + i * p.K * CRS + g * Kg * CRS;
     PatchSource sg = s;
     sg.g = g;
     return gemm_serial(Kg, CRS, (n1 - n0) * PQ, 1.0f, DyRows(dy, p, g, n0), PatchColumns(sg, n0),

@@ -186,11 +186,12 @@ Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
 }
 
 Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const float* x,
-                                     const Conv2dParams& p) {
+                                     const Conv2dParams& p, const ChunkWave& wave) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   const int64_t chunks = weight_grad_chunks(p.N);
-  return parallel_for(chunks, [&](int64_t chunk) {
-    float* dw = dw_partials + chunk * p.K * CRS;
+  return parallel_for(wave.count, [&](int64_t i) {
+    const int64_t chunk = wave.first + i;
+    float* dw = dw_partials + i * p.K * CRS;
     float* col = thread_workspace(kSlotColumns, CRS * PQ);
     if (col == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
     for (int64_t i = 0; i < p.K * CRS; ++i) dw[i] = 0.0f;
