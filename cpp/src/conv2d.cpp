@@ -76,8 +76,8 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
   //    has too few columns: at most 16 pixels (LeNet conv3 1.90 / 0.37), or
   //    at most 144 with C/G >= 16, whose gradients add up in whole vectors
   //    (Keras conv3 2.53 / 0.78, conv2); else im2col.
-  //  - backward_weight: direct (dot products, every ISA; stride 1: AlexNet
-  //    conv1 37.6 / 32.8 / 81.8) for up to 32 taps,
+  //  - backward_weight: direct (dot products, every ISA; stride 1 only: the
+  //    strided AlexNet conv1 37.6 / 32.8 / 81.8) for up to 32 taps,
   //    or 2,560 filter-taps with AVX-512 (Keras conv1 1.96 / 1.94 / 0.90,
   //    LeNet conv1 1.49 / 1.36 / 0.56, conv2 1.79 / 1.26 / 0.98; AVX2: Keras
   //    conv1 3.4 / 5.1 / 3.4, LeNet conv2 2.4 / 5.5 / 4.8); not Keras conv2

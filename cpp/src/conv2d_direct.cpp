@@ -256,26 +256,25 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
     std::fill(dwc, dwc + p.K * taps, 0.0f);
     if (PQ == 0) return true;
     float* xs = thread_workspace(kSlotColumns, std::min(sub_max, n_end - n_begin) * xs_image);
-    if (xs == nullptr) return false;
+    // Tap pointers, in a float workspace of twice their count.
+    float* rows_buf = thread_workspace(kSlotRows, 2 * taps);
+    if (xs == nullptr || rows_buf == nullptr) return false;
+    const float** rows = reinterpret_cast<const float**>(rows_buf);
     const float* a[4];
-    const float* b[9];
     for (int64_t n0 = n_begin; n0 < n_end; n0 += sub_max) {
       const int64_t count = std::min(sub_max, n_end - n0);
       for (int64_t i = 0; i < count; ++i)
         kt.conv2d_shift_image(xs + i * xs_image, x + (n0 + i) * p.C * p.H * p.W, p, cp.Hp,
                               cp.phases);
       for (int64_t g = 0; g < p.G; ++g) {
+        tap_rows(rows, xs, p, cp, g);
         for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
           const int kb = static_cast<int>(std::min<int64_t>(cfg.a, Kg - k0));
           for (int i = 0; i < kb; ++i) a[i] = dy + (n0 * p.K + g * Kg + k0 + i) * PQ;
           for (int64_t t0 = 0; t0 < taps; t0 += cfg.b) {
             const int t = static_cast<int>(std::min<int64_t>(cfg.b, taps - t0));
-            for (int j = 0; j < t; ++j) {  // tap (c, r, s) of the group: a row of copy s
-              const int64_t tap = t0 + j, c = g * Cg + tap / RS, r = tap % RS / p.S, s = tap % p.S;
-              b[j] = cp.row(xs, p, c, r, s);
-            }
-            kt.conv2d_dot_block(dwc + (g * Kg + k0) * taps + t0, taps, a, b, PQ, count, p.K * PQ,
-                                xs_image, kb, t);
+            kt.conv2d_dot_block(dwc + (g * Kg + k0) * taps + t0, taps, a, rows + t0, PQ, count,
+                                p.K * PQ, xs_image, kb, t);
           }
         }
       }
