@@ -8,6 +8,8 @@ prof:`` each call's wall time is added to ``prof`` under its op name, forward
 and backward apart: ``"conv2d.forward"``, ``"conv2d.backward"``,
 ``"max_pool2d.forward"``, ``"linear.backward"``, ``"relu.forward"``,
 ``"cross_entropy"``, ``"cross_entropy.backward"``, ``"optimizer.step"``, ...
+A fused conv -> ReLU -> max-pool block (``nn.Sequential``) is one
+``"conv2d+max_pool2d.forward"`` call.
 
 The difference between a step's wall time and :meth:`Profiler.kernel_time` is
 the Python overhead: graph bookkeeping, gradient accumulation, module calls.

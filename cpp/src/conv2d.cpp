@@ -159,7 +159,7 @@ Status conv2d_forward_max_pool2d(float* pooled, int64_t* indices, const float* x
   if (a == ConvAlgo::kDirect && conv2d_forward_shifted_applies(p))
     return conv2d_forward_shifted_max_pool(pooled, indices, x, w, b, p, relu, pool);
   std::unique_ptr<float[]> y(new (std::nothrow) float[static_cast<size_t>(p.N * p.K * p.P * p.Q)]);
-  if (!y) return Status::OutOfMemory("conv2d_relu_max_pool2d: cannot allocate the conv output");
+  if (!y) return Status::OutOfMemory("conv2d_max_pool2d: cannot allocate the conv output");
   FASTCONV_RETURN_IF_ERROR(conv2d_forward(y.get(), x, w, b, p, a, relu));
   return max_pool2d_forward(pooled, indices, y.get(), pool);
 }
