@@ -15,6 +15,7 @@
 #include "fastconv/dispatch.h"
 #include "fastconv/pool2d.h"
 #include "fastconv/threading.h"
+#include "kernels/kernel_table.h"
 
 namespace fastconv {
 

@@ -3,18 +3,13 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 
+#include "kernels/kernel_table.h"
+
 namespace fastconv {
 namespace {
-
-const char* const kKernelNames[] = {
-#define FASTCONV_KERNEL(name, ret, args) #name,
-#include "kernels/registry.inc"
-#undef FASTCONV_KERNEL
-};
 
 KernelTable g_tables[kNumIsas];
 std::once_flag g_tables_once;
@@ -134,9 +129,5 @@ Status isa_init_from_env() {
 }
 
 const KernelTable& kernels() { return g_tables[static_cast<int>(isa_active())]; }
-
-int kernel_count() { return static_cast<int>(sizeof(kKernelNames) / sizeof(kKernelNames[0])); }
-
-const char* kernel_name(int i) { return (i >= 0 && i < kernel_count()) ? kKernelNames[i] : ""; }
 
 }  // namespace fastconv

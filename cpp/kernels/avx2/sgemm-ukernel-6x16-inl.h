@@ -12,6 +12,9 @@
 namespace fastconv {
 namespace avx2 {
 
+// The register tile: kSgemmMR rows x kSgemmNR columns of C (two vectors of 8).
+constexpr int kSgemmMR = 6, kSgemmNR = 16;
+
 static inline __m256i sgemm_mask8(int n) {  // lanes j < n set
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
@@ -34,11 +37,11 @@ static inline __m256 sgemm_finish(__m256 acc, const float* c, __m256i mask, cons
 }
 
 namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
-// Where depth step k of A lies: a packed panel (6 values per step) or rows
+// Where depth step k of A lies: a packed panel (MR values per step) or rows
 // given one by one (sgemm_ukernel_indirect).
 struct PackedA {
   const float* a;
-  const float* at(int64_t k) const { return a + 6 * k; }
+  const float* at(int64_t k) const { return a + kSgemmMR * k; }
 };
 struct RowsA {
   const float* const* rows;
@@ -74,6 +77,7 @@ static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTi
 
 template <class A>
 static void sgemm_ukernel_m(float* c, const A a, const float* b, const GemmTile& t) {
+  static_assert(kSgemmMR == 6, "one case per row count 1..MR");
   switch (t.m) {
     case 6: return sgemm_ukernel_rows<6>(c, a, b, t);
     case 5: return sgemm_ukernel_rows<5>(c, a, b, t);

@@ -1,17 +1,20 @@
-// sgemm_ukernel_4x8 (portable): the scalar baseline's GEMM microkernel (see
+// sgemm_ukernel_4x8__scalar: the baseline's GEMM microkernel (see
 // fastconv/gemm_tile.h for what one call computes). Plain loops over a 4x8
 // tile of accumulators, which the compiler keeps in SSE registers; correct
 // for every m <= 4, n <= 8. Covered by tests/test_gemm.py.
 
 namespace fastconv {
-namespace FASTCONV_ISA_NS {
+namespace scalar {
+
+// The register tile: kSgemmMR rows x kSgemmNR columns of C.
+constexpr int kSgemmMR = 4, kSgemmNR = 8;
 
 namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
-// A's depth step k: a packed panel (4 values per step), or rows one by one
+// A's depth step k: a packed panel (MR values per step), or rows one by one
 // (sgemm_ukernel_indirect; only t.m of them are read).
 struct PackedA {
   const float* a;
-  const float* at(int64_t k) const { return a + 4 * k; }
+  const float* at(int64_t k) const { return a + kSgemmMR * k; }
 };
 struct RowsA {
   const float* const* rows;
@@ -21,7 +24,7 @@ struct RowsA {
 
 template <class A>
 static void sgemm_tile(float* c, const A a, const float* b, const GemmTile& t) {
-  constexpr int MR = 4, NR = 8;
+  constexpr int MR = kSgemmMR, NR = kSgemmNR;
   float acc[MR][NR] = {};
   for (int64_t k = 0; k < t.kc; ++k) {
     const float* ak = a.at(k);
@@ -56,25 +59,5 @@ void sgemm_ukernel_indirect(float* c, const float* const* a, const float* b, con
   sgemm_tile(c, RowsA{a}, b, t);
 }
 
-}  // namespace FASTCONV_ISA_NS
-}  // namespace fastconv
-
-namespace fastconv {
-namespace FASTCONV_ISA_NS {
-
-// Packs one panel from an outer-major source (a transpose):
-// dst[k*w + o] = src[o*ld + k] for o < n, zeros for n <= o < w.
-void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, int64_t kd,
-                           int w) {
-  for (int64_t o = 0; o < w; ++o) {
-    if (o < n) {
-      const float* row = src + o * ld;
-      for (int64_t k = 0; k < kd; ++k) dst[k * w + o] = row[k];
-    } else {
-      for (int64_t k = 0; k < kd; ++k) dst[k * w + o] = 0.0f;
-    }
-  }
-}
-
-}  // namespace FASTCONV_ISA_NS
+}  // namespace scalar
 }  // namespace fastconv

@@ -1,4 +1,4 @@
-// Direct convolution kernels (portable bodies), one output plane per call.
+// Direct convolution kernels (generic bodies), one output plane per call.
 // x is (N,C,H,W), w is (K,C/G,R,S), y is (N,K,P,Q); an output position (p, q)
 // reads input (p*stride_h - pad_top + r*dil_h, q*stride_w - pad_left + s*dil_w).
 //
@@ -203,7 +203,7 @@ bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const floa
 #endif
 
 #ifndef FASTCONV_NATIVE_FORWARD_ROWS  // the ISA's own file has it
-// No portable tile: one output at a time was 2-7x slower than these ISAs'
+// No generic tile: one output at a time was 2-7x slower than these ISAs'
 // per-plane direct kernel, so the direct driver uses that one instead.
 bool conv2d_forward_rows(float*, int64_t, const float*, int64_t, const float* const*, int64_t,
                          int64_t, int, int, const float*, bool) {
