@@ -132,6 +132,23 @@ class PackedWeights {
   std::vector<PackedOperand> groups_;
 };
 
+// The calling thread's column buffer (C/G*R*S, P*Q), or null.
+float* column_buffer(const Conv2dParams& p) {
+  return thread_workspace(kSlotColumns, p.Cg() * p.R * p.S * p.P * p.Q);
+}
+constexpr const char* kNoColumns = "conv2d: cannot allocate the im2col buffer";
+
+// Runs body(n, col, threaded) for every image n with the thread's column
+// buffer; body passes `threaded` on to gemm_on (see gemm_for_each).
+template <class Body>
+Status for_each_image(const Conv2dParams& p, Body&& body) {
+  return gemm_for_each(p.N, [&](int64_t n, bool threaded) {
+    float* col = column_buffer(p);
+    if (col == nullptr) return Status::OutOfMemory(kNoColumns);
+    return body(n, col, threaded);
+  });
+}
+
 }  // namespace
 
 Status conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b,
@@ -139,9 +156,7 @@ Status conv2d_forward_im2col(float* y, const float* x, const float* w, const flo
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   PackedWeights wp;
   FASTCONV_RETURN_IF_ERROR(wp.pack(w, p, /*transpose=*/false));
-  return gemm_for_each(p.N, [&](int64_t n, bool threaded) {
-    float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
+  return for_each_image(p, [&](int64_t n, float* col, bool threaded) {
     for (int64_t g = 0; g < p.G; ++g) {
       im2col(col, x + n * p.C * p.H * p.W, p, g);
       // y_g (K/G, PQ) = w_g * col + b_g; col[crs][pq] is depth-major along crs.
@@ -161,9 +176,7 @@ Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   PackedWeights wt;
   FASTCONV_RETURN_IF_ERROR(wt.pack(w, p, /*transpose=*/true));
-  return gemm_for_each(p.N, [&](int64_t n, bool threaded) {
-    float* dcol = thread_workspace(kSlotColumns, CRS * PQ);
-    if (dcol == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
+  return for_each_image(p, [&](int64_t n, float* dcol, bool threaded) {
     for (int64_t g = 0; g < p.G; ++g) {
       // dcol (CRS, PQ) = w_g^T * dy_g; dy_g[k][pq] is depth-major along k.
       FASTCONV_RETURN_IF_ERROR(gemm_on(threaded, CRS, PQ, Kg, 1.0f, wt.group(g),
@@ -182,8 +195,8 @@ Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const 
   return parallel_for(wave.count, [&](int64_t i) {
     const int64_t chunk = wave.first + i;
     float* dw = dw_partials + i * p.K * CRS;
-    float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
+    float* col = column_buffer(p);
+    if (col == nullptr) return Status::OutOfMemory(kNoColumns);
     for (int64_t i = 0; i < p.K * CRS; ++i) dw[i] = 0.0f;
     for (int64_t n = chunk_begin(chunk, chunks, p.N); n < chunk_begin(chunk + 1, chunks, p.N);
          ++n) {

@@ -175,12 +175,18 @@ void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_
 }
 #endif
 
+// The (kb, t) blocks conv2d_dot_block takes on every ISA: what AVX-512's
+// registers hold (see kernels/avx512/conv2d-dot-inl.h).
+static inline bool dot_block_supported(int kb, int t) {
+  return t >= 1 && t <= 9 && kb >= 1 && kb <= 4 && !(kb == 4 && t > 6);
+}
+
 #ifndef FASTCONV_NATIVE_DOT_BLOCK  // the ISA's own file has it
 // The dot products of conv2d_dot_block one at a time: 16 partial sums per
 // product, combined in a fixed tree after the last image.
 bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const float* const* b,
                       int64_t len, int64_t count, int64_t ld_a, int64_t ld_b, int kb, int t) {
-  if (t < 1 || t > 9 || kb < 1 || kb > 4 || (kb == 4 && t > 6)) return false;
+  if (!dot_block_supported(kb, t)) return false;
   if (out == nullptr) return true;
   for (int i = 0; i < kb; ++i) {
     for (int j = 0; j < t; ++j) {

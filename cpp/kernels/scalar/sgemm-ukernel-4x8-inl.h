@@ -9,21 +9,8 @@ namespace scalar {
 // The register tile: kSgemmMR rows x kSgemmNR columns of C.
 constexpr int kSgemmMR = 4, kSgemmNR = 8;
 
-namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
-// A's depth step k: a packed panel (MR values per step), or rows one by one
-// (sgemm_ukernel_indirect; only t.m of them are read).
-struct PackedA {
-  const float* a;
-  const float* at(int64_t k) const { return a + kSgemmMR * k; }
-};
-struct RowsA {
-  const float* const* rows;
-  const float* at(int64_t k) const { return rows[k]; }
-};
-}  // namespace
-
 template <class A>
-static void sgemm_tile(float* c, const A a, const float* b, const GemmTile& t) {
+static void sgemm_ukernel_m(float* c, const A a, const float* b, const GemmTile& t) {
   constexpr int MR = kSgemmMR, NR = kSgemmNR;
   float acc[MR][NR] = {};
   for (int64_t k = 0; k < t.kc; ++k) {
@@ -51,13 +38,7 @@ static void sgemm_tile(float* c, const A a, const float* b, const GemmTile& t) {
   }
 }
 
-void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
-  sgemm_tile(c, PackedA{a}, b, t);
-}
-
-void sgemm_ukernel_indirect(float* c, const float* const* a, const float* b, const GemmTile& t) {
-  sgemm_tile(c, RowsA{a}, b, t);
-}
-
 }  // namespace scalar
 }  // namespace fastconv
+
+#include "kernels/generic/sgemm-ukernel-inl.h"  // sgemm_ukernel, sgemm_ukernel_indirect
