@@ -7,6 +7,7 @@
 #include "args.h"
 #include "fastconv/conv2d.h"
 #include "fastconv/dispatch.h"
+#include "fastconv/enum_names.h"
 #include "fastconv/gemm.h"
 #include "fastconv/kernel_names.h"
 #include "fastconv/threading.h"
@@ -27,8 +28,8 @@ namespace {
 py::dict build_info() {
   using namespace fastconv;
   py::list compiled;
-  for (int i = 0; i < kNumIsas; ++i)
-    if (isa_compiled(static_cast<Isa>(i))) compiled.append(isa_name(static_cast<Isa>(i)));
+  for (Isa isa : kIsas)
+    if (isa_compiled(isa)) compiled.append(isa_name(isa));
   py::dict d;
   d["version"] = FASTCONV_VERSION;
   d["isas_compiled"] = compiled;
@@ -133,7 +134,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_isa", [](const std::string& name) {
     fastconv::Isa isa;
     if (!fastconv::isa_from_name(name, &isa))
-      throw py::value_error("unknown ISA '" + name + "'; expected 'scalar', 'avx2' or 'avx512'");
+      throw py::value_error("unknown ISA '" + name + "'; expected " +
+                            fastconv::enum_name_list(fastconv::kIsas, fastconv::isa_name, " or "));
     throw_if_error(fastconv::isa_force(isa));
   }, py::arg("name"), "Switch the kernel ISA (for tests; not while other threads run kernels).");
 

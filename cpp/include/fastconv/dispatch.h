@@ -14,7 +14,9 @@
 namespace fastconv {
 
 enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
-constexpr int kNumIsas = 3;
+// Every level, lowest first: the one list that names them.
+constexpr Isa kIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
+constexpr int kNumIsas = static_cast<int>(sizeof(kIsas) / sizeof(kIsas[0]));
 
 const char* isa_name(Isa isa);                 // "scalar", "avx2", "avx512"
 bool isa_from_name(std::string_view s, Isa* isa);  // false if unknown (the whole string counts)
