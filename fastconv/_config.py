@@ -6,8 +6,6 @@ from typing import Any
 
 from . import _core
 
-_CONV_PASSES = ("forward", "backward_input", "backward_weight")
-
 
 def set_num_threads(n: int) -> None:
     """Set the number of threads fastconv ops use, in every Python thread.
@@ -54,35 +52,14 @@ def show_config() -> dict[str, Any]:
         ``isa_active`` (in use; ``FASTCONV_ISA`` can force a lower level),
         ``openmp`` / ``openmp_runtime`` / ``openmp_version``, ``num_threads``,
         ``gemm`` (the microkernel and its MR x NR tile, the MC/KC/NC cache
-        blocks), and ``kernels``: for each op, the kernel variant it runs on
-        the active ISA (``<op>_<pass>_<algo>__<isa>``; GEMM-based paths name
-        the GEMM microkernel, e.g. ``sgemm_ukernel_14x32__avx512``).
+        blocks), ``kernels``: for each op, the kernel variant it runs on the
+        active ISA (``<op>_<pass>_<algo>__<isa>``; GEMM-based paths name the
+        GEMM microkernel, e.g. ``sgemm_ukernel_14x32__avx512``), and
+        ``kernel_variants``: every registered kernel as compiled for the active
+        ISA. Both come from the C++ kernel registry (``_core.op_kernels()``,
+        ``_core.kernel_variants()``).
     """
     info = dict(_core.build_info())
-    isa = info["isa_active"]
-    gemm = info["gemm"]["ukernel"]  # e.g. sgemm_ukernel_14x32__avx512
-    k = {}
-    for p in _CONV_PASSES:
-        k[f"conv2d_{p} (algo='direct')"] = f"conv2d_{p}_direct__{isa}"
-        k[f"conv2d_{p} (algo='im2col')"] = f"im2col + {gemm}"
-        k[f"conv2d_{p} (algo='implicit')"] = f"implicit + {gemm}"
-    k["conv2d_backward_bias"] = f"conv2d_backward_bias__{isa}"
-    k["conv2d (algo='auto')"] = (
-        "per pass and shape: direct when K/groups < 4, else im2col or implicit "
-        "(fastconv._core.conv2d_choose_algo gives the choice for a shape)"
-    )
-    for op in (
-        "max_pool2d_forward",
-        "max_pool2d_backward",
-        "avg_pool2d_forward",
-        "avg_pool2d_backward",
-    ):
-        k[op] = f"{op}__{isa}"
-    k["linear"] = gemm
-    info["kernels"] = k
-    # The registry's entries as compiled for this ISA; the GEMM microkernel's
-    # name also gives its register tile.
-    info["kernel_variants"] = [
-        gemm if name == "sgemm_ukernel" else f"{name}__{isa}" for name in _core.kernel_names()
-    ]
+    info["kernels"] = dict(_core.op_kernels())
+    info["kernel_variants"] = list(_core.kernel_variants())
     return info

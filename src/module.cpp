@@ -7,7 +7,9 @@
 #include "args.h"
 #include "fastconv/conv2d.h"
 #include "fastconv/dispatch.h"
+#include "fastconv/enum_names.h"
 #include "fastconv/gemm.h"
+#include "fastconv/kernel_names.h"
 #include "fastconv/threading.h"
 
 #ifndef FASTCONV_VERSION
@@ -26,8 +28,8 @@ namespace {
 py::dict build_info() {
   using namespace fastconv;
   py::list compiled;
-  for (int i = 0; i < kNumIsas; ++i)
-    if (isa_compiled(static_cast<Isa>(i))) compiled.append(isa_name(static_cast<Isa>(i)));
+  for (Isa isa : kIsas)
+    if (isa_compiled(isa)) compiled.append(isa_name(isa));
   py::dict d;
   d["version"] = FASTCONV_VERSION;
   d["isas_compiled"] = compiled;
@@ -41,9 +43,9 @@ py::dict build_info() {
   d["openmp_version"] = 0;
 #endif
   d["num_threads"] = get_num_threads();
-  const GemmBlocking& gb = gemm_blocking();
+  const GemmBlocking gb = gemm_blocking();
   py::dict g;
-  g["ukernel"] = gb.ukernel;
+  g["ukernel"] = kernel_variant("sgemm_ukernel");
   g["mr"] = gb.mr;
   g["nr"] = gb.nr;
   g["mc"] = gb.mc;
@@ -64,10 +66,24 @@ bool python_interrupt_poll() {
   return PyErr_CheckSignals() != 0;
 }
 
+// The registry's entries in order: base names, or full variant names for
+// the active ISA.
 py::list kernel_names() {
   py::list out;
   for (int i = 0; i < fastconv::kernel_count(); ++i) out.append(fastconv::kernel_name(i));
   return out;
+}
+py::list kernel_variants() {
+  py::list out;
+  for (int i = 0; i < fastconv::kernel_count(); ++i) out.append(fastconv::kernel_variant(i));
+  return out;
+}
+
+// show_config()["kernels"]: what each op runs on the active ISA.
+py::dict op_kernels() {
+  py::dict d;
+  for (const auto& [op, kernel] : fastconv::op_kernels()) d[py::str(op)] = kernel;
+  return d;
 }
 
 }  // namespace
@@ -111,11 +127,15 @@ PYBIND11_MODULE(_core, m) {
   }, "Benchmarks and tests: whether regions run on one thread now because of contention.");
   m.def("_set_adaptive_threads", [](bool on) { fastconv::set_adaptive_threads(on); }, py::arg("on"),
         "Tests and benchmarks: switch the contention fallback (on by default).");
-  m.def("kernel_names", &kernel_names);
+  m.def("kernel_names", &kernel_names, "The registry's kernels in order, without the ISA suffix.");
+  m.def("kernel_variants", &kernel_variants,
+        "The registry's kernels in order, full variant names for the active ISA.");
+  m.def("op_kernels", &op_kernels, "For each op, the kernel variant it runs on the active ISA.");
   m.def("_set_isa", [](const std::string& name) {
     fastconv::Isa isa;
     if (!fastconv::isa_from_name(name, &isa))
-      throw py::value_error("unknown ISA '" + name + "'; expected 'scalar', 'avx2' or 'avx512'");
+      throw py::value_error("unknown ISA '" + name + "'; expected " +
+                            fastconv::enum_name_list(fastconv::kIsas, fastconv::isa_name, " or "));
     throw_if_error(fastconv::isa_force(isa));
   }, py::arg("name"), "Switch the kernel ISA (for tests; not while other threads run kernels).");
 

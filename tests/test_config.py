@@ -73,27 +73,64 @@ def test_show_config_keys():
 
 
 def test_every_kernel_has_a_variant_for_the_active_isa(isa):
+    """kernel_variants() is the registry (kernel_names(), same order) with the
+    ISA suffix; only the GEMM microkernel's name carries its register tile."""
     cfg = fastconv.show_config()
     assert cfg["isa_active"] == isa
-    names = _core.kernel_names()
+    names, variants = _core.kernel_names(), _core.kernel_variants()
     assert names and len(set(names)) == len(names)
+    assert cfg["kernel_variants"] == variants
+    assert len(variants) == len(names)
+    tile = f"_{cfg['gemm']['mr']}x{cfg['gemm']['nr']}"
+    for name, variant in zip(names, variants):
+        middle = tile if name == "sgemm_ukernel" else ""
+        assert variant == f"{name}{middle}__{isa}"
+    assert cfg["gemm"]["ukernel"] == variants[names.index("sgemm_ukernel")]
+
+
+# The ops of show_config()["kernels"] (fastconv/bench.py reads them by these keys).
+_CONV_PASSES = ("forward", "backward_input", "backward_weight")
+_OP_KEYS = [
+    *(f"conv2d_{p} (algo='{a}')" for p in _CONV_PASSES for a in ("direct", "im2col", "implicit")),
+    "conv2d_backward_bias",
+    "conv2d (algo='auto')",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "linear",
+]
+
+
+def test_op_kernels_name_registered_variants(isa):
+    cfg = fastconv.show_config()
+    ops = _core.op_kernels()
+    assert cfg["kernels"] == ops
+    assert list(ops) == _OP_KEYS
+    variants = set(_core.kernel_variants())
     gemm = cfg["gemm"]["ukernel"]
-    assert gemm == f"sgemm_ukernel_{cfg['gemm']['mr']}x{cfg['gemm']['nr']}__{isa}"
-    expected = [gemm if n == "sgemm_ukernel" else f"{n}__{isa}" for n in names]
-    assert cfg["kernel_variants"] == expected
+    assert ops["linear"] == gemm
+    for p in _CONV_PASSES:
+        assert ops[f"conv2d_{p} (algo='direct')"] == f"conv2d_{p}_direct__{isa}"
+        assert ops[f"conv2d_{p} (algo='im2col')"] == f"im2col + {gemm}"
+        assert ops[f"conv2d_{p} (algo='implicit')"] == f"implicit + {gemm}"
+    assert "conv2d_choose_algo" in ops["conv2d (algo='auto')"]
     # Every kernel named in the op table is a registered variant of this ISA.
-    for op, kernel in cfg["kernels"].items():
-        for word in kernel.replace("+", " ").split():
-            if "__" in word:
-                assert word in cfg["kernel_variants"], (op, word)
-                assert word.endswith(f"__{isa}")
+    for op, kernel in ops.items():
+        if op == "conv2d (algo='auto')":
+            continue
+        words = [w for w in kernel.replace("+", " ").split() if "__" in w]
+        assert words, (op, kernel)
+        for word in words:
+            assert word in variants, (op, word)
+            assert word.endswith(f"__{isa}")
 
 
 def test_kernel_names_follow_the_naming_rule():
-    """<op>_<pass>_<algo> (or a GEMM kernel, or the FMA peak probe), no ISA suffix."""
+    """<op>_<pass>_<algo> (or a GEMM kernel), no ISA suffix."""
     for name in _core.kernel_names():
         assert "__" not in name
-        assert name.split("_")[0] in ("conv2d", "max", "avg", "sgemm", "fma", "relu"), name
+        assert name.split("_")[0] in ("conv2d", "max", "avg", "sgemm", "relu"), name
 
 
 def test_set_isa_round_trip_and_unknown_name():

@@ -13,8 +13,10 @@
 
 #include "conv2d_internal.h"
 #include "fastconv/dispatch.h"
+#include "fastconv/enum_names.h"
 #include "fastconv/pool2d.h"
 #include "fastconv/threading.h"
+#include "kernels/kernel_table.h"
 
 namespace fastconv {
 
@@ -29,13 +31,7 @@ const char* conv_algo_name(ConvAlgo a) {
 }
 
 bool conv_algo_from_name(std::string_view s, ConvAlgo* a) {
-  for (ConvAlgo c : kConvAlgos) {
-    if (s == conv_algo_name(c)) {
-      *a = c;
-      return true;
-    }
-  }
-  return false;
+  return enum_from_name(s, kConvAlgos, conv_algo_name, a);
 }
 
 const char* conv_pass_name(ConvPass p) {

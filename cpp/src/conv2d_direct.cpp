@@ -36,8 +36,8 @@
 #include <cstring>
 
 #include "conv2d_internal.h"
-#include "fastconv/dispatch.h"
 #include "fastconv/threading.h"
+#include "kernels/kernel_table.h"
 
 namespace fastconv {
 namespace {

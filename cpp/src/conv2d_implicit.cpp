@@ -45,10 +45,10 @@
 #include <vector>
 
 #include "conv2d_internal.h"
-#include "fastconv/dispatch.h"
 #include "fastconv/conv2d_patches.h"
 #include "fastconv/gemm.h"
 #include "fastconv/threading.h"
+#include "kernels/kernel_table.h"
 
 namespace fastconv {
 namespace {

@@ -1,4 +1,4 @@
-// Internal to the conv2d drivers (cpp/src/conv2d.cpp, cpp/src/im2col.cpp).
+// Internal to the conv2d drivers (cpp/src/conv2d*.cpp).
 #pragma once
 
 #include <cstdint>

@@ -3,18 +3,14 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <string>
 
+#include "fastconv/enum_names.h"
+#include "kernels/kernel_table.h"
+
 namespace fastconv {
 namespace {
-
-const char* const kKernelNames[] = {
-#define FASTCONV_KERNEL(name, ret, args) #name,
-#include "kernels/registry.inc"
-#undef FASTCONV_KERNEL
-};
 
 KernelTable g_tables[kNumIsas];
 std::once_flag g_tables_once;
@@ -49,13 +45,7 @@ const char* isa_name(Isa isa) {
 }
 
 bool isa_from_name(std::string_view s, Isa* isa) {
-  for (int i = 0; i < kNumIsas; ++i) {
-    if (s == isa_name(static_cast<Isa>(i))) {
-      *isa = static_cast<Isa>(i);
-      return true;
-    }
-  }
-  return false;
+  return enum_from_name(s, kIsas, isa_name, isa);
 }
 
 bool isa_compiled(Isa isa) {
@@ -125,8 +115,8 @@ Status isa_init_from_env() {
   }
   Isa isa;
   if (!isa_from_name(env, &isa)) {
-    return Status::InvalidArgument(std::string("FASTCONV_ISA='") + env +
-                                   "' is not one of 'scalar', 'avx2', 'avx512'");
+    return Status::InvalidArgument(std::string("FASTCONV_ISA='") + env + "' is not one of " +
+                                   enum_name_list(kIsas, isa_name));
   }
   Status st = isa_force(isa);
   if (!st.ok()) return Status::Unsupported("FASTCONV_ISA: " + st.message());
@@ -134,9 +124,5 @@ Status isa_init_from_env() {
 }
 
 const KernelTable& kernels() { return g_tables[static_cast<int>(isa_active())]; }
-
-int kernel_count() { return static_cast<int>(sizeof(kKernelNames) / sizeof(kKernelNames[0])); }
-
-const char* kernel_name(int i) { return (i >= 0 && i < kernel_count()) ? kKernelNames[i] : ""; }
 
 }  // namespace fastconv

@@ -1,8 +1,8 @@
 // Elementwise op drivers: blocks of 64 Ki elements per task.
 #include "fastconv/eltwise.h"
 
-#include "fastconv/dispatch.h"
 #include "fastconv/threading.h"
+#include "kernels/kernel_table.h"
 
 namespace fastconv {
 namespace {

@@ -16,18 +16,18 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <string>
 
 #include "fastconv/dispatch.h"
 #include "fastconv/threading.h"
-
+#include "kernels/kernel_table.h"
 
 namespace fastconv {
 namespace {
 
-// One table of register tiles and cache blocks per ISA (index: Isa).
+// One table of cache blocks per ISA (index: Isa); the register tile MR x NR
+// is the ISA's kernel table's.
 //   MC: the A block MC x KC sits in L2 (avx512: 336 x 512 floats = 688 KB of 2 MB).
 //   KC: every K block reads and writes all of C once, so KC is as large as
 //       the A block allows: on Sapphire Rapids KC = 512 beat 256 by 13% at
@@ -35,10 +35,13 @@ namespace {
 //       (512 x 32 floats) then streams from L2 instead of sitting in L1.
 //   NC: the B panel KC x NC sits in L3 (512 x 4096 floats = 8 MB).
 // Measured with a C++ harness around gemm() (see docs/gemm.md).
-constexpr GemmBlocking kBlocking[kNumIsas] = {
-    {4, 8, 128, 256, 2048, "sgemm_ukernel_4x8__scalar"},
-    {6, 16, 144, 256, 4096, "sgemm_ukernel_6x16__avx2"},
-    {14, 32, 336, 512, 4096, "sgemm_ukernel_14x32__avx512"},
+struct CacheBlocks {
+  int64_t mc, kc, nc;
+};
+constexpr CacheBlocks kCacheBlocks[kNumIsas] = {
+    {128, 256, 2048},  // scalar
+    {144, 256, 4096},  // avx2
+    {336, 512, 4096},  // avx512
 };
 
 // Below this many multiply-adds a product runs on the calling thread.
@@ -310,7 +313,11 @@ Status check_dense_args(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, int
 
 }  // namespace
 
-const GemmBlocking& gemm_blocking() { return kBlocking[static_cast<int>(isa_active())]; }
+GemmBlocking gemm_blocking() {
+  const KernelTable& kt = kernels();
+  const CacheBlocks& cb = kCacheBlocks[static_cast<int>(isa_active())];
+  return {kt.sgemm_mr, kt.sgemm_nr, cb.mc, cb.kc, cb.nc};
+}
 
 void DenseOperand::pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd,
                         int w) const {
@@ -374,18 +381,23 @@ void PackedOperand::pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t
   }
 }
 
+Status gemm_on(bool threaded, int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
+               const GemmOperand& B, float beta, float* C, int64_t ldc,
+               const GemmEpilogue& epilogue) {
+  const Plan g{M, N, K, alpha, beta, A, B, C, ldc, epilogue, gemm_blocking(), kernels()};
+  return run(g, threaded);
+}
+
 Status gemm(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
             const GemmOperand& B, float beta, float* C, int64_t ldc,
             const GemmEpilogue& epilogue) {
-  const Plan g{M, N, K, alpha, beta, A, B, C, ldc, epilogue, gemm_blocking(), kernels()};
-  return run(g, true);
+  return gemm_on(true, M, N, K, alpha, A, B, beta, C, ldc, epilogue);
 }
 
 Status gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
                    const GemmOperand& B, float beta, float* C, int64_t ldc,
                    const GemmEpilogue& epilogue) {
-  const Plan g{M, N, K, alpha, beta, A, B, C, ldc, epilogue, gemm_blocking(), kernels()};
-  return run(g, false);
+  return gemm_on(false, M, N, K, alpha, A, B, beta, C, ldc, epilogue);
 }
 
 Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -402,75 +414,11 @@ Status sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float a
                      beta, C, ldc);
 }
 
-double fma_peak_gflops(int threads, double seconds) {
-  const KernelTable& kt = kernels();
-  using Clock = std::chrono::steady_clock;
-  // Calibrate on one thread: iterations for `seconds`.
-  float sink = 0.0f;
-  int64_t iters = 1 << 16;
-  for (;;) {
-    const auto t0 = Clock::now();
-    kt.fma_peak_probe(iters, &sink);
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (dt > 0.02) {
-      iters = static_cast<int64_t>(static_cast<double>(iters) * seconds / dt) + 1;
-      break;
-    }
-    iters *= 4;
-  }
-  std::atomic<double> flops{0.0};
-  const auto t0 = Clock::now();
-  Team team(threads);
-#pragma omp parallel num_threads(threads)
-  {
-    const TeamMember member(team);
-    float s = 0.0f;
-    const double f = kt.fma_peak_probe(iters, &s);
-    double cur = flops.load();
-    while (!flops.compare_exchange_weak(cur, cur + f)) {
-    }
-    if (s == 12345.0f) sink += s;  // keep the result alive
-  }
-  const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-  return flops.load() / dt / 1e9;
-}
-
-Status linear_forward(float* y, const float* x, const float* w, const float* b, int64_t batch,
-                      int64_t in_features, int64_t out_features) {
-  GemmEpilogue ep;
-  ep.col_bias = b;
-  return gemm(batch, out_features, in_features, 1.0f, DenseOperand::A(x, in_features, Trans::kNo),
-              DenseOperand::B(w, in_features, Trans::kYes), 0.0f, y, out_features, ep);
-}
-
-Status linear_backward_input(float* dx, const float* dy, const float* w, int64_t batch,
-                             int64_t in_features, int64_t out_features) {
-  // dx (B,I) = dy (B,O) * w (O,I): w is depth-major along O for B.
-  return gemm(batch, in_features, out_features, 1.0f,
-              DenseOperand::A(dy, std::max<int64_t>(out_features, 1), Trans::kNo),
-              DenseOperand::B(w, std::max<int64_t>(in_features, 1), Trans::kNo), 0.0f, dx,
-              std::max<int64_t>(in_features, 1));
-}
-
-Status linear_backward_weight(float* dw, const float* dy, const float* x, int64_t batch,
-                              int64_t in_features, int64_t out_features) {
-  // dw (O,I) = dy^T (O,B) * x (B,I).
-  return gemm(out_features, in_features, batch, 1.0f,
-              DenseOperand::A(dy, std::max<int64_t>(out_features, 1), Trans::kYes),
-              DenseOperand::B(x, std::max<int64_t>(in_features, 1), Trans::kNo), 0.0f, dw,
-              std::max<int64_t>(in_features, 1));
-}
-
-Status linear_backward_bias(float* db, const float* dy, int64_t batch, int64_t out_features) {
-  constexpr int64_t kCols = 256;  // columns per task
-  return parallel_for(ceil_div(out_features, kCols), [&](int64_t t) {
-    const int64_t j0 = t * kCols, j1 = std::min(out_features, j0 + kCols);
-    double acc[kCols] = {};
-    for (int64_t i = 0; i < batch; ++i)
-      for (int64_t j = j0; j < j1; ++j) acc[j - j0] += dy[i * out_features + j];
-    for (int64_t j = j0; j < j1; ++j) db[j] = static_cast<float>(acc[j - j0]);
-    return true;
-  });
+Status gemm_for_each(int64_t count, const std::function<Status(int64_t, bool)>& body) {
+  if (count >= 2 * team_threads())
+    return parallel_for(count, [&](int64_t i) { return body(i, false); });
+  for (int64_t i = 0; i < count; ++i) FASTCONV_RETURN_IF_ERROR(body(i, true));
+  return Status::Ok();
 }
 
 }  // namespace fastconv

@@ -4,8 +4,8 @@
 #include <atomic>
 #include <string>
 
-#include "fastconv/dispatch.h"
 #include "fastconv/threading.h"
+#include "kernels/kernel_table.h"
 
 namespace fastconv {
 namespace {

@@ -7,18 +7,16 @@
 // build lacks it).
 #pragma once
 
-#include <cstdint>
 #include <string_view>
 
-#include "fastconv/conv2d_patches.h"
-#include "fastconv/gemm_tile.h"
-#include "fastconv/shapes.h"
 #include "fastconv/status.h"
 
 namespace fastconv {
 
 enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
-constexpr int kNumIsas = 3;
+// Every level, lowest first: the one list that names them.
+constexpr Isa kIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
+constexpr int kNumIsas = static_cast<int>(sizeof(kIsas) / sizeof(kIsas[0]));
 
 const char* isa_name(Isa isa);                 // "scalar", "avx2", "avx512"
 bool isa_from_name(std::string_view s, Isa* isa);  // false if unknown (the whole string counts)
@@ -35,24 +33,7 @@ Status isa_init_from_env();
 // Not to be called while another thread is inside a kernel.
 Status isa_force(Isa isa);
 
-// The table of kernel variants for one ISA: one function pointer per entry
-// of kernels/registry.inc.
-struct KernelTable {
-#define FASTCONV_KERNEL(name, ret, args) ret(*name) args;
-#include "kernels/registry.inc"
-#undef FASTCONV_KERNEL
-};
-
-const KernelTable& kernels();  // the active table
-
-// Kernel names in registry order ("conv2d_forward_direct", ...).
-int kernel_count();
-const char* kernel_name(int i);
-
-// Defined by each ISA translation unit, inside its namespace, and compiled
-// with its flags: call one only after isa_cpu_supports() said yes.
-namespace scalar { void fill_kernel_table(KernelTable* t); }
-namespace avx2 { void fill_kernel_table(KernelTable* t); }
-namespace avx512 { void fill_kernel_table(KernelTable* t); }
+// The kernel table of the active level is kernels() (kernels/kernel_table.h);
+// the variants' names are in fastconv/kernel_names.h.
 
 }  // namespace fastconv

@@ -1,11 +1,11 @@
-// The one GEMM of fastconv, its packing interface, and linear layers on it.
+// The one GEMM of fastconv and its packing interface.
 //
 // Every GEMM-based path (im2col convolution forward and backward, linear)
 // goes through gemm() here. The structure is BLIS's: op(A) and op(B) are
 // packed into contiguous micro-panels, blocked for the caches (MC, KC, NC per
 // ISA in one table, see gemm_blocking()), and multiplied by a register-blocked
-// microkernel (sgemm_ukernel in kernels/registry.inc): 14x32 on AVX-512, 6x16
-// on AVX2, 4x8 portable.
+// microkernel (sgemm_ukernel in kernels/registry.inc) whose MR x NR tile is
+// the ISA's (14x32 on AVX-512: sgemm_ukernel_14x32__avx512).
 //
 // Operands are GemmOperand objects that pack themselves, so the convolution
 // code can feed the GEMM straight from an image (implicit im2col) or from
@@ -13,8 +13,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "fastconv/status.h"
+// Until src/gemm_bindings.cpp includes them itself: the linear ops and the
+// FMA peak probe used to be declared here.
+#include "fastconv/fma_peak.h"
+#include "fastconv/linear.h"
 
 namespace fastconv {
 
@@ -22,11 +27,10 @@ enum class Trans { kNo = 0, kYes = 1 };
 
 // The register tile and cache blocking of the active ISA.
 struct GemmBlocking {
-  int mr, nr;           // microkernel tile: MR rows of C by NR columns
-  int64_t mc, kc, nc;   // A block MC x KC (L2), B panel KC x NC (L3), B micro-panel KC x NR (L1)
-  const char* ukernel;  // e.g. "sgemm_ukernel_14x32__avx512"
+  int mr, nr;          // microkernel tile: MR rows of C by NR columns (the kernel table's)
+  int64_t mc, kc, nc;  // A block MC x KC (L2), B panel KC x NC (L3), B micro-panel KC x NR (L1)
 };
-const GemmBlocking& gemm_blocking();
+GemmBlocking gemm_blocking();
 
 // One GEMM operand, seen as (outer x depth): for A the outer dimension is M
 // (rows of C), for B it is N (columns of C); depth is K for both.
@@ -123,21 +127,17 @@ Status sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float a
                   const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
                   int64_t ldc);
 
-// The FP32 FMA peak of the active ISA on `threads` threads at once, in
-// GFLOP/s, measured for about `seconds` (fma_peak_probe kernels).
-double fma_peak_gflops(int threads, double seconds);
+// gemm() when threaded, else gemm_serial().
+Status gemm_on(bool threaded, int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
+               const GemmOperand& B, float beta, float* C, int64_t ldc,
+               const GemmEpilogue& epilogue = GemmEpilogue());
 
-// y (B,O) = x (B,I) * w (O,I)^T + b (O); b may be null. As PyTorch's linear.
-Status linear_forward(float* y, const float* x, const float* w, const float* b, int64_t batch,
-                      int64_t in_features, int64_t out_features);
-
-// Gradients of linear_forward, given dy (B,O) = d(loss)/dy:
-//   dx (B,I) = dy * w          dw (O,I) = dy^T * x          db (O) = sum over B of dy
-// db adds each column in batch order in double, so it is deterministic.
-Status linear_backward_input(float* dx, const float* dy, const float* w, int64_t batch,
-                             int64_t in_features, int64_t out_features);
-Status linear_backward_weight(float* dw, const float* dy, const float* x, int64_t batch,
-                              int64_t in_features, int64_t out_features);
-Status linear_backward_bias(float* db, const float* dy, int64_t batch, int64_t out_features);
+// How the threads share an op made of `count` independent GEMMs (an im2col
+// convolution's images): body(i, threaded) computes product i with
+// gemm_on(threaded, ...). With at least two products per thread they run in
+// parallel, each GEMM on its thread; else one after another, each GEMM
+// threaded (which gemm() does above its size threshold). Each product is
+// computed the same way either way, so results do not depend on the choice.
+Status gemm_for_each(int64_t count, const std::function<Status(int64_t i, bool threaded)>& body);
 
 }  // namespace fastconv

@@ -12,6 +12,10 @@
 namespace fastconv {
 namespace avx2 {
 
+// The register tile: kSgemmMR rows x kSgemmNR columns of C (two vectors of 8).
+constexpr int kSgemmMR = 6, kSgemmNR = 16;
+
+
 static inline __m256i sgemm_mask8(int n) {  // lanes j < n set
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
@@ -32,19 +36,6 @@ static inline __m256 sgemm_finish(__m256 acc, const float* c, __m256i mask, cons
   }
   return v;
 }
-
-namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
-// Where depth step k of A lies: a packed panel (6 values per step) or rows
-// given one by one (sgemm_ukernel_indirect).
-struct PackedA {
-  const float* a;
-  const float* at(int64_t k) const { return a + 6 * k; }
-};
-struct RowsA {
-  const float* const* rows;
-  const float* at(int64_t k) const { return rows[k]; }
-};
-}  // namespace
 
 template <int M, class A>
 static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTile& t) {
@@ -74,6 +65,7 @@ static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTi
 
 template <class A>
 static void sgemm_ukernel_m(float* c, const A a, const float* b, const GemmTile& t) {
+  static_assert(kSgemmMR == 6, "one case per row count 1..MR");
   switch (t.m) {
     case 6: return sgemm_ukernel_rows<6>(c, a, b, t);
     case 5: return sgemm_ukernel_rows<5>(c, a, b, t);
@@ -84,13 +76,7 @@ static void sgemm_ukernel_m(float* c, const A a, const float* b, const GemmTile&
   }
 }
 
-void sgemm_ukernel(float* c, const float* a, const float* b, const GemmTile& t) {
-  sgemm_ukernel_m(c, PackedA{a}, b, t);
-}
-
-void sgemm_ukernel_indirect(float* c, const float* const* a, const float* b, const GemmTile& t) {
-  sgemm_ukernel_m(c, RowsA{a}, b, t);
-}
-
 }  // namespace avx2
 }  // namespace fastconv
+
+#include "kernels/generic/sgemm-ukernel-inl.h"  // sgemm_ukernel, sgemm_ukernel_indirect

@@ -77,7 +77,7 @@ constexpr DotBlockFn dot_block_for(int t, std::integer_sequence<int, Ts...>) {
 
 bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const float* const* b,
                       int64_t len, int64_t count, int64_t ld_a, int64_t ld_b, int kb, int t) {
-  if (t < 1 || t > 9 || kb < 1 || kb > 4 || (kb == 4 && t > 6)) return false;
+  if (!dot_block_supported(kb, t)) return false;
   if (out == nullptr) return true;  // the caller asks whether (kb, t) is supported
   DotBlockFn fn = nullptr;
   switch (kb) {

@@ -1,5 +1,5 @@
 // conv2d_pack_patches__avx512 and transpose_block__avx512 (see
-// kernels/portable/conv2d-patches-inl.h for what they compute).
+// kernels/generic/conv2d-patches-inl.h for what they compute).
 //
 // Packing: a panel's mr <= 16 pixels fall into a few runs along output rows;
 // for each tap, every run is one masked load (stride 1 along W) or masked

@@ -2,8 +2,8 @@
 // stride-2, undilated max pool (the classic CNNs' pool), 16 at a time. Two
 // rows of 32 inputs are split into their even and odd columns, and the four
 // window positions are taken in PyTorch's order with its rule (greater, or
-// NaN), so values and indices equal the portable loop's. Called by
-// max_pool2d_forward (kernels/portable/pool2d-inl.h).
+// NaN), so values and indices equal the generic loop's. Called by
+// max_pool2d_forward (kernels/generic/pool2d-inl.h).
 #include <immintrin.h>
 
 namespace fastconv {

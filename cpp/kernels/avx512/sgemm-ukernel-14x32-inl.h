@@ -19,6 +19,9 @@
 namespace fastconv {
 namespace avx512 {
 
+// The register tile: kSgemmMR rows x kSgemmNR columns of C (two vectors of 16).
+constexpr int kSgemmMR = 14, kSgemmNR = 32;
+
 static inline __m512 sgemm_finish(__m512 acc, const float* c, __mmask16 mask, const GemmTile& t,
                                   float row_bias, const float* col_bias) {
   __m512 v = t.alpha == 1.0f ? acc : _mm512_mul_ps(acc, _mm512_set1_ps(t.alpha));
@@ -36,12 +39,12 @@ static inline __m512 sgemm_finish(__m512 acc, const float* c, __mmask16 mask, co
 }
 
 namespace {  // internal linkage: no weak symbol in an ISA object (test_gemm.py)
-// Where depth step k of A lies: a packed panel (14 values per step) or rows
+// Where depth step k of A lies: a packed panel (MR values per step) or rows
 // given one by one (sgemm_ukernel_indirect).
 struct PackedA {
   const float* a;
-  const float* at(int64_t k) const { return a + 14 * k; }
-  const float* ahead(int64_t k) const { return a + 14 * (k + 12); }  // A streams from L2
+  const float* at(int64_t k) const { return a + kSgemmMR * k; }
+  const float* ahead(int64_t k) const { return a + kSgemmMR * (k + 12); }  // A streams from L2
 };
 struct RowsA {  // the data may be anywhere in L2: fetch 8 steps ahead
   const float* const* rows;
@@ -90,6 +93,7 @@ static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTi
 
 template <int NV, class A>
 static void sgemm_ukernel_cols(float* c, const A a, const float* b, const GemmTile& t) {
+  static_assert(kSgemmMR == 14, "one case per row count 1..MR");
   switch (t.m) {
     case 14: return sgemm_ukernel_rows<14, NV>(c, a, b, t);
     case 13: return sgemm_ukernel_rows<13, NV>(c, a, b, t);

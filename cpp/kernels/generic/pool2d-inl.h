@@ -1,4 +1,4 @@
-// Pooling kernels (portable bodies), one (n, c) plane per call, with
+// Pooling kernels (generic bodies), one (n, c) plane per call, with
 // PyTorch's semantics. x is (H,W), y and idx are (P,Q); window (p, q) covers
 // rows p*stride_h - pad_h + r*dil_h and columns q*stride_w - pad_w + s*dil_w.
 // Positions outside the input are skipped (never selected, never summed).

@@ -1,5 +1,5 @@
 // conv2d_pack_patches, conv2d_pack_patches_transposed, conv2d_col2im_hwc_add
-// and conv2d_transpose_block (portable): the implicit-GEMM convolution's data
+// and conv2d_transpose_block (generic): the implicit-GEMM convolution's data
 // movement (cpp/src/conv2d_implicit.cpp).
 //
 // pack_patches_generic packs the A panels of a block of the patch matrix

@@ -1,4 +1,4 @@
-// Elementwise kernels (portable bodies, vectorised by the compiler for each
+// Elementwise kernels (generic bodies, vectorised by the compiler for each
 // ISA). Covered by tests/test_eltwise.py.
 
 namespace fastconv {

@@ -1,6 +1,7 @@
 // The im2col algorithm: one image at a time, a column buffer of
 // (C/G*R*S, P*Q) floats per thread (never one for the whole batch), and the
-// one sgemm of the library.
+// one sgemm of the library; gemm_for_each decides whether the threads take
+// images or share each image's GEMM.
 //
 //   forward:         y_g (K/G, PQ)    = w_g (K/G, C/G*R*S) * col + b
 //   backward_input:  dcol             = w_g^T * dy_g (K/G, PQ); dx = col2im(dcol)
@@ -40,82 +41,71 @@ inline Range valid_range(int64_t off, int64_t stride, int64_t n, int64_t out) {
   return {lo, hi};
 }
 
+// Calls body(t) for every tap (c, r, s) of a group, in (c, r, s) order: its
+// row of the column buffer, and the output positions whose reads stay inside
+// the image, p in t.pr and q in t.qr, reading input row p*stride_h + t.h_off
+// of channel c and column q*stride_w + t.w_off.
+struct Tap {
+  int64_t row, c, h_off, w_off;
+  Range pr, qr;
+};
+template <class Body>
+void for_each_tap(const Conv2dParams& p, Body&& body) {
+  Tap t;
+  for (t.c = 0; t.c < p.Cg(); ++t.c) {
+    for (int64_t r = 0; r < p.R; ++r) {
+      t.h_off = r * p.dil_h - p.pad_top;
+      t.pr = valid_range(t.h_off, p.stride_h, p.H, p.P);
+      for (int64_t s = 0; s < p.S; ++s) {
+        t.w_off = s * p.dil_w - p.pad_left;
+        t.qr = valid_range(t.w_off, p.stride_w, p.W, p.Q);
+        t.row = (t.c * p.R + r) * p.S + s;
+        body(t);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void im2col(float* col, const float* x, const Conv2dParams& p, int64_t g) {
-  const int64_t H = p.H, W = p.W, R = p.R, S = p.S, P = p.P, Q = p.Q, Cg = p.Cg();
-  const int64_t sh = p.stride_h, sw = p.stride_w;
-  const float* xg = x + g * Cg * H * W;
-  for (int64_t c = 0; c < Cg; ++c) {
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t h_off = r * p.dil_h - p.pad_top;
-      const Range pr = valid_range(h_off, sh, H, P);
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t w_off = s * p.dil_w - p.pad_left;
-        const Range qr = valid_range(w_off, sw, W, Q);
-        float* row = col + ((c * R + r) * S + s) * P * Q;
-        for (int64_t pp = 0; pp < P; ++pp) {
-          float* out = row + pp * Q;
-          if (pp < pr.lo || pp >= pr.hi) {
-            std::memset(out, 0, sizeof(float) * Q);
-            continue;
-          }
-          const float* xrow = xg + (c * H + pp * sh + h_off) * W;
-          for (int64_t q = 0; q < qr.lo; ++q) out[q] = 0.0f;
-          if (sw == 1) {
-            std::memcpy(out + qr.lo, xrow + qr.lo + w_off, sizeof(float) * (qr.hi - qr.lo));
-          } else {
-            for (int64_t q = qr.lo; q < qr.hi; ++q) out[q] = xrow[q * sw + w_off];
-          }
-          for (int64_t q = qr.hi; q < Q; ++q) out[q] = 0.0f;
-        }
+  const int64_t H = p.H, W = p.W, P = p.P, Q = p.Q, sh = p.stride_h, sw = p.stride_w;
+  const float* xg = x + g * p.Cg() * H * W;
+  for_each_tap(p, [&](const Tap& t) {
+    float* row = col + t.row * P * Q;
+    for (int64_t pp = 0; pp < P; ++pp) {
+      float* out = row + pp * Q;
+      if (pp < t.pr.lo || pp >= t.pr.hi) {
+        std::memset(out, 0, sizeof(float) * Q);
+        continue;
       }
+      const float* xrow = xg + (t.c * H + pp * sh + t.h_off) * W;
+      for (int64_t q = 0; q < t.qr.lo; ++q) out[q] = 0.0f;
+      if (sw == 1) {
+        std::memcpy(out + t.qr.lo, xrow + t.qr.lo + t.w_off, sizeof(float) * (t.qr.hi - t.qr.lo));
+      } else {
+        for (int64_t q = t.qr.lo; q < t.qr.hi; ++q) out[q] = xrow[q * sw + t.w_off];
+      }
+      for (int64_t q = t.qr.hi; q < Q; ++q) out[q] = 0.0f;
     }
-  }
+  });
 }
 
 void col2im(float* dx, const float* col, const Conv2dParams& p, int64_t g) {
-  const int64_t H = p.H, W = p.W, R = p.R, S = p.S, P = p.P, Q = p.Q, Cg = p.Cg();
-  const int64_t sh = p.stride_h, sw = p.stride_w;
-  float* dxg = dx + g * Cg * H * W;
-  std::memset(dxg, 0, sizeof(float) * Cg * H * W);
-  for (int64_t c = 0; c < Cg; ++c) {
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t h_off = r * p.dil_h - p.pad_top;
-      const Range pr = valid_range(h_off, sh, H, P);
-      for (int64_t s = 0; s < S; ++s) {
-        const int64_t w_off = s * p.dil_w - p.pad_left;
-        const Range qr = valid_range(w_off, sw, W, Q);
-        const float* row = col + ((c * R + r) * S + s) * P * Q;
-        for (int64_t pp = pr.lo; pp < pr.hi; ++pp) {
-          float* dxrow = dxg + (c * H + pp * sh + h_off) * W;
-          const float* in = row + pp * Q;
-          for (int64_t q = qr.lo; q < qr.hi; ++q) dxrow[q * sw + w_off] += in[q];
-        }
-      }
+  const int64_t H = p.H, W = p.W, P = p.P, Q = p.Q, sh = p.stride_h, sw = p.stride_w;
+  float* dxg = dx + g * p.Cg() * H * W;
+  std::memset(dxg, 0, sizeof(float) * p.Cg() * H * W);
+  for_each_tap(p, [&](const Tap& t) {
+    const float* row = col + t.row * P * Q;
+    for (int64_t pp = t.pr.lo; pp < t.pr.hi; ++pp) {
+      float* dxrow = dxg + (t.c * H + pp * sh + t.h_off) * W;
+      const float* in = row + pp * Q;
+      for (int64_t q = t.qr.lo; q < t.qr.hi; ++q) dxrow[q * sw + t.w_off] += in[q];
     }
-  }
+  });
 }
 
 namespace {
-
-// Runs body(n, threaded_gemm) for every image: in parallel over images when
-// there are enough of them, else one image at a time with a threaded GEMM.
-// Either way each image is computed the same way, so results do not depend
-// on the choice.
-template <class Body>
-Status for_each_image(int64_t N, Body&& body) {
-  if (N >= 2 * team_threads()) return parallel_for(N, [&](int64_t n) { return body(n, false); });
-  for (int64_t n = 0; n < N; ++n) FASTCONV_RETURN_IF_ERROR(body(n, true));
-  return Status::Ok();
-}
-
-inline Status run_gemm(bool threaded, int64_t M, int64_t N, int64_t K, const GemmOperand& A,
-                       const GemmOperand& B, float beta, float* C, int64_t ldc,
-                       const GemmEpilogue& ep = GemmEpilogue()) {
-  if (threaded) return gemm(M, N, K, 1.0f, A, B, beta, C, ldc, ep);
-  return gemm_serial(M, N, K, 1.0f, A, B, beta, C, ldc, ep);
-}
 
 // The weights of every group packed once per call as GEMM A operands:
 // w_g (K/G x C/G*R*S) for the forward pass, or its transpose for backward-input.
@@ -142,6 +132,23 @@ class PackedWeights {
   std::vector<PackedOperand> groups_;
 };
 
+// The calling thread's column buffer (C/G*R*S, P*Q), or null.
+float* column_buffer(const Conv2dParams& p) {
+  return thread_workspace(kSlotColumns, p.Cg() * p.R * p.S * p.P * p.Q);
+}
+constexpr const char* kNoColumns = "conv2d: cannot allocate the im2col buffer";
+
+// Runs body(n, col, threaded) for every image n with the thread's column
+// buffer; body passes `threaded` on to gemm_on (see gemm_for_each).
+template <class Body>
+Status for_each_image(const Conv2dParams& p, Body&& body) {
+  return gemm_for_each(p.N, [&](int64_t n, bool threaded) {
+    float* col = column_buffer(p);
+    if (col == nullptr) return Status::OutOfMemory(kNoColumns);
+    return body(n, col, threaded);
+  });
+}
+
 }  // namespace
 
 Status conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b,
@@ -149,18 +156,16 @@ Status conv2d_forward_im2col(float* y, const float* x, const float* w, const flo
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   PackedWeights wp;
   FASTCONV_RETURN_IF_ERROR(wp.pack(w, p, /*transpose=*/false));
-  return for_each_image(p.N, [&](int64_t n, bool threaded) {
-    float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
+  return for_each_image(p, [&](int64_t n, float* col, bool threaded) {
     for (int64_t g = 0; g < p.G; ++g) {
       im2col(col, x + n * p.C * p.H * p.W, p, g);
       // y_g (K/G, PQ) = w_g * col + b_g; col[crs][pq] is depth-major along crs.
       GemmEpilogue ep;
       ep.row_bias = b ? b + g * Kg : nullptr;
       ep.relu = relu;
-      FASTCONV_RETURN_IF_ERROR(run_gemm(threaded, Kg, PQ, CRS, wp.group(g),
-                                        DenseOperand(col, PQ, false), 0.0f,
-                                        y + (n * p.K + g * Kg) * PQ, PQ, ep));
+      FASTCONV_RETURN_IF_ERROR(gemm_on(threaded, Kg, PQ, CRS, 1.0f, wp.group(g),
+                                       DenseOperand(col, PQ, false), 0.0f,
+                                       y + (n * p.K + g * Kg) * PQ, PQ, ep));
     }
     return Status::Ok();
   });
@@ -171,14 +176,12 @@ Status conv2d_backward_input_im2col(float* dx, const float* dy, const float* w,
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   PackedWeights wt;
   FASTCONV_RETURN_IF_ERROR(wt.pack(w, p, /*transpose=*/true));
-  return for_each_image(p.N, [&](int64_t n, bool threaded) {
-    float* dcol = thread_workspace(kSlotColumns, CRS * PQ);
-    if (dcol == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
+  return for_each_image(p, [&](int64_t n, float* dcol, bool threaded) {
     for (int64_t g = 0; g < p.G; ++g) {
       // dcol (CRS, PQ) = w_g^T * dy_g; dy_g[k][pq] is depth-major along k.
-      FASTCONV_RETURN_IF_ERROR(run_gemm(threaded, CRS, PQ, Kg, wt.group(g),
-                                        DenseOperand(dy + (n * p.K + g * Kg) * PQ, PQ, false),
-                                        0.0f, dcol, PQ));
+      FASTCONV_RETURN_IF_ERROR(gemm_on(threaded, CRS, PQ, Kg, 1.0f, wt.group(g),
+                                       DenseOperand(dy + (n * p.K + g * Kg) * PQ, PQ, false), 0.0f,
+                                       dcol, PQ));
       col2im(dx + n * p.C * p.H * p.W, dcol, p, g);
     }
     return Status::Ok();
@@ -192,8 +195,8 @@ Status conv2d_backward_weight_im2col(float* dw_partials, const float* dy, const 
   return parallel_for(wave.count, [&](int64_t i) {
     const int64_t chunk = wave.first + i;
     float* dw = dw_partials + i * p.K * CRS;
-    float* col = thread_workspace(kSlotColumns, CRS * PQ);
-    if (col == nullptr) return Status::OutOfMemory("conv2d: cannot allocate the im2col buffer");
+    float* col = column_buffer(p);
+    if (col == nullptr) return Status::OutOfMemory(kNoColumns);
     for (int64_t i = 0; i < p.K * CRS; ++i) dw[i] = 0.0f;
     for (int64_t n = chunk_begin(chunk, chunks, p.N); n < chunk_begin(chunk + 1, chunks, p.N);
          ++n) {

@@ -1,4 +1,9 @@
-// Helpers shared by the portable kernel bodies. Included once by each ISA
+// cpp/kernels/generic/ holds plain C++ kernel bodies that every ISA
+// translation unit (scalar, avx2, avx512) compiles in its own namespace with
+// its own flags, so the compiler vectorises them for that ISA; an ISA with a
+// hand-written version of a kernel defines FASTCONV_NATIVE_<KERNEL> first.
+//
+// Helpers shared by the generic kernel bodies. Included once by each ISA
 // translation unit, inside that ISA's namespace: everything here has internal
 // linkage, and nothing from std:: is instantiated, so no function compiled
 // with AVX flags can be merged by the linker into code the baseline runs.

@@ -1,4 +1,4 @@
-// Direct convolution kernels (portable bodies), one output plane per call.
+// Direct convolution kernels (generic bodies), one output plane per call.
 // x is (N,C,H,W), w is (K,C/G,R,S), y is (N,K,P,Q); an output position (p, q)
 // reads input (p*stride_h - pad_top + r*dil_h, q*stride_w - pad_left + s*dil_w).
 //
@@ -175,12 +175,18 @@ void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_
 }
 #endif
 
+// The (kb, t) blocks conv2d_dot_block takes on every ISA: what AVX-512's
+// registers hold (see kernels/avx512/conv2d-dot-inl.h).
+static inline bool dot_block_supported(int kb, int t) {
+  return t >= 1 && t <= 9 && kb >= 1 && kb <= 4 && !(kb == 4 && t > 6);
+}
+
 #ifndef FASTCONV_NATIVE_DOT_BLOCK  // the ISA's own file has it
 // The dot products of conv2d_dot_block one at a time: 16 partial sums per
 // product, combined in a fixed tree after the last image.
 bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const float* const* b,
                       int64_t len, int64_t count, int64_t ld_a, int64_t ld_b, int kb, int t) {
-  if (t < 1 || t > 9 || kb < 1 || kb > 4 || (kb == 4 && t > 6)) return false;
+  if (!dot_block_supported(kb, t)) return false;
   if (out == nullptr) return true;
   for (int i = 0; i < kb; ++i) {
     for (int j = 0; j < t; ++j) {
@@ -203,7 +209,7 @@ bool conv2d_dot_block(float* out, int64_t ldo, const float* const* a, const floa
 #endif
 
 #ifndef FASTCONV_NATIVE_FORWARD_ROWS  // the ISA's own file has it
-// No portable tile: one output at a time was 2-7x slower than these ISAs'
+// No generic tile: one output at a time was 2-7x slower than these ISAs'
 // per-plane direct kernel, so the direct driver uses that one instead.
 bool conv2d_forward_rows(float*, int64_t, const float*, int64_t, const float* const*, int64_t,
                          int64_t, int, int, const float*, bool) {
