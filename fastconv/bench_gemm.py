@@ -1,7 +1,7 @@
 """``fastconv bench --suite gemm``: fastconv's GEMM against ``numpy.matmul``.
 
 Both run side by side in one process, interleaved (see
-:func:`fastconv.bench.time_interleaved`), at 1 and 2 threads (OpenBLAS limited
+:func:`fastconv._timing.time_interleaved`), at 1 and 2 threads (OpenBLAS limited
 with threadpoolctl), on square sizes and on the GEMMs that the anchor layers
 produce. The FP32 FMA peak of the active ISA is measured in the same run by a
 small probe (``_core.fma_peak_gflops``), and the targets of the GEMM issue are
@@ -15,7 +15,6 @@ checked as ratios:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 
 import fastconv
 from fastconv import _core
-from fastconv.bench import limit_blas_threads, time_interleaved
+from fastconv._timing import geometric_mean, limit_blas_threads, time_interleaved
 
 
 @dataclass(frozen=True)
@@ -169,5 +168,5 @@ def run(args: argparse.Namespace) -> int:
         for name, ok, value in checks:
             print(f"  [{'met' if ok else 'MISSED'}] {name}: {value}", file=out)
     ratios = [r["numpy_s"] / r["fastconv_s"] for r in rows]
-    print(f"geometric mean ratio {statistics.geometric_mean(ratios):.2f}x", file=out)
+    print(f"geometric mean ratio {geometric_mean(ratios):.2f}x", file=out)
     return 0
