@@ -140,23 +140,26 @@ def _compact_kernels(names: Sequence[str]) -> str:
 
 
 class KernelNames:
-    """Kernel variant names from ``show_config()`` (rule 11: rows name the kernel that ran)."""
+    """Kernel variant names, read from ``show_config()["kernels"]`` (rule 11: rows name the
+    kernel that ran).
 
-    def __init__(self) -> None:
-        cfg = fastconv.show_config()
-        self.isa = cfg.get("isa_active", "?")
-        self.table: dict[str, str] = dict(cfg.get("kernels", {}))
+    The names are owned by the extension; this class only looks them up. A
+    key the build does not list is shown as the key itself (no ISA suffix is
+    made up here).
+    """
 
-    def get(self, key: str, fallback: str) -> str:
-        return self.table.get(key, f"{fallback}__{self.isa}")
+    def __init__(self, table: dict[str, str] | None = None) -> None:
+        if table is None:
+            table = fastconv.show_config().get("kernels", {})
+        self.table: dict[str, str] = dict(table)
+
+    def get(self, key: str) -> str:
+        return self.table.get(key, key)
 
     def conv(self, pass_: str, algos: Sequence[str]) -> str:
-        names = [
-            self.get(f"conv2d_{sub} (algo='{a}')", f"conv2d_{sub}_{a}")
-            for sub, a in zip(_SUBPASSES[pass_], algos)
-        ]
+        names = [self.get(f"conv2d_{sub} (algo='{a}')") for sub, a in zip(_SUBPASSES[pass_], algos)]
         if _MASKS.get(pass_, (False, False, False))[2]:
-            names.append(self.get("conv2d_backward_bias", "conv2d_backward_bias"))
+            names.append(self.get("conv2d_backward_bias"))
         return _compact_kernels(names)
 
 
@@ -241,7 +244,7 @@ def _pool_contenders(
 
     out: list[Contender] = []
     if "fastconv" in settings.contenders or "auto" in settings.contenders:
-        out.append(Contender("fastconv", kernels.get(op, op), make(fastconv), True))
+        out.append(Contender("fastconv", kernels.get(op), make(fastconv), True))
     if "reference" in settings.contenders:
         out.append(Contender("reference", "numpy", make(reference)))
     if torch is not None and "torch" in settings.contenders:
@@ -271,7 +274,7 @@ def _linear_contenders(
     out: list[Contender] = []
     if "fastconv" in settings.contenders or "auto" in settings.contenders:
         fn = lambda: fastconv.linear(x, w, b)
-        out.append(Contender("fastconv", kernels.get("linear", "linear"), fn, True))
+        out.append(Contender("fastconv", kernels.get("linear"), fn, True))
     if "reference" in settings.contenders:
         out.append(Contender("reference", "numpy matmul (BLAS)", lambda: reference.linear(x, w, b)))
     if torch is not None and "torch" in settings.contenders:
