@@ -63,7 +63,7 @@ SHAPES: tuple[GemmShape, ...] = (
 )
 
 
-def _operands(s: GemmShape) -> tuple[np.ndarray, np.ndarray]:
+def operands(s: GemmShape) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((s.M, s.K), dtype=np.float32)
     b = rng.standard_normal((s.N, s.K) if s.trans_b else (s.K, s.N), dtype=np.float32)
@@ -80,7 +80,7 @@ def measure(
     try:
         with limit_blas_threads(threads) as blas:
             for s in shapes:
-                a, b = _operands(s)
+                a, b = operands(s)
                 # One output per contender, reused: a fresh 16 MB array costs
                 # ~6 ms of page faults here, more than the 2048^3 gap we measure.
                 out = np.zeros((s.M, s.N), np.float32)
