@@ -34,6 +34,11 @@ Rates: a convolution pass (forward, backward-input or backward-weight) costs
 ``2*N*K*P*Q*(C/G)*R*S`` FLOPs; ``backward`` (all three gradients) is counted
 as two passes (the bias sum is not counted). Pools report the bytes they must
 read and write (input, output and int64 indices) per second.
+
+Modules: :mod:`fastconv._timing` (the timing harness), :mod:`fastconv.bench_cases`
+(suites, passes, contenders), :mod:`fastconv.bench_report` (header, table,
+footer); this one measures each layer-pass and holds the command line.
+``--suite gemm`` runs :mod:`fastconv.bench_gemm`.
 """
 
 from __future__ import annotations

@@ -2,19 +2,12 @@
 
 For one named layer (:mod:`fastconv._shapes`) and pass, :func:`make_contenders`
 allocates the inputs once (seeded by the layer's name) and binds one
-zero-argument call per contender:
-
-* ``fastconv[<algo>]`` for each convolution algorithm (``auto`` marks the
-  one ``algo="auto"`` picks), ``fastconv[auto]`` when auto mixes algorithms
-  across the passes of a full backward; ``fastconv`` for pooling and linear;
-* ``reference``: :mod:`fastconv.reference`, plain NumPy on OpenBLAS;
-* ``torch``: PyTorch's CPU op on the same buffers, when a torch module is given.
-
-Each contender names the kernel variant that runs, read from
-``fastconv.show_config()["kernels"]`` (rule 11 of the architecture notes);
-the work of one call is FLOPs (conv, linear) or bytes moved (pools).
+zero-argument call per contender (``fastconv[<algo>]``, ``fastconv``,
+``reference``, ``torch``: see :mod:`fastconv.bench`), with the kernel variant
+it runs, read from ``fastconv.show_config()["kernels"]`` (:class:`KernelNames`),
+and the work of one call: FLOPs (conv, linear) or bytes moved (pools).
 :class:`Settings` says how hard to measure and what to include
-(``--quick`` / ``--full``).
+(``--quick`` / ``--full``); :func:`select_shapes` picks the layers.
 """
 
 from __future__ import annotations
