@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 
 from fastconv import _core
-from fastconv.bench_gemm import SHAPES, _operands
+from fastconv.bench_gemm import SHAPES, operands
 
 
 @pytest.mark.parametrize("contender", ["fastconv", "numpy"])
 @pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
 def test_gemm(benchmark, shape, contender):
-    a, b = _operands(shape)
+    a, b = operands(shape)
     out = np.zeros((shape.M, shape.N), np.float32)  # reused, as numpy's out=
     if contender == "fastconv":
         benchmark(_core.sgemm, a, b, trans_b=shape.trans_b, out=out)

@@ -16,16 +16,12 @@ from typing import Callable
 
 import pytest
 from shapes import POOL_SHAPES, PoolShape
-from timing import make_contenders
 
 
 @pytest.mark.parametrize("contender", ("fastconv", "reference"))
 @pytest.mark.parametrize("pass_", ("forward", "backward"))
 @pytest.mark.parametrize("shape", POOL_SHAPES, ids=lambda s: s.name)
 def test_pool_layer(
-    benchmark, measure: Callable[..., None], shape: PoolShape, pass_: str, contender: str
+    bench_layer: Callable[..., None], shape: PoolShape, pass_: str, contender: str
 ) -> None:
-    benchmark.group = f"{shape.name} {pass_}"
-    contenders, work, unit = make_contenders(shape, pass_)
-    c = next(c for c in contenders if c.label == contender)
-    measure(c.fn, work, unit, c.kernel)
+    bench_layer(shape, pass_, contender)

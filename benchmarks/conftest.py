@@ -1,4 +1,5 @@
-"""pytest-benchmark setup shared by ``bench_*.py``: threads, header, adaptive rounds.
+"""pytest-benchmark setup shared by ``bench_*.py``: threads, header, adaptive rounds,
+and the ``bench_layer`` fixture that times one contender of a named layer.
 
 Options
 -------
@@ -21,7 +22,9 @@ from typing import Any, Callable
 import pytest
 
 import fastconv
-from fastconv.bench import limit_blas_threads
+from fastconv._shapes import LayerShape
+from fastconv._timing import limit_blas_threads
+from fastconv.bench_cases import Contender, make_contenders
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,5 +105,28 @@ def measure(benchmark: Any, pytestconfig: pytest.Config) -> Callable[..., None]:
         stats = getattr(benchmark, "stats", None)
         if stats is not None and work:
             benchmark.extra_info["rate"] = work / stats.stats.median / 1e9
+
+    return run
+
+
+def _pick(contenders: list[Contender], wanted: str) -> Contender:
+    """The contender whose label matches a short id (``im2col`` -> ``fastconv[im2col]``,
+    ``auto`` -> ``fastconv[auto...]``; ``fastconv`` and ``reference`` as they are)."""
+    prefix = {"reference": "reference", "fastconv": "fastconv", "auto": "fastconv[auto"}.get(
+        wanted, f"fastconv[{wanted}]"
+    )
+    return next(c for c in contenders if c.label.startswith(prefix))
+
+
+@pytest.fixture
+def bench_layer(benchmark: Any, measure: Callable[..., None]) -> Callable[..., None]:
+    """``bench_layer(shape, pass_, contender)``: time one contender (a short id, see
+    :func:`_pick`) of a named layer and pass; each (layer, pass) is one benchmark group."""
+
+    def run(shape: LayerShape, pass_: str, contender: str) -> None:
+        benchmark.group = f"{shape.name} {pass_}"
+        contenders, work, unit = make_contenders(shape, pass_)
+        c = _pick(contenders, contender)
+        measure(c.fn, work, unit, c.kernel)
 
     return run

@@ -31,13 +31,14 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +49,8 @@ except ImportError:  # run from a source checkout without installing: use the ch
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import fastconv
 
-from fastconv import _shapes, bench
+from fastconv._shapes import SUITES
+from fastconv.bench_cases import make_contenders, passes_of
 
 CONDITIONS = ("quiet1", "quiet2", "busy", "matmul")
 LOADED = ("busy", "matmul")
@@ -62,17 +64,16 @@ def _set_threads(lib: str, n: int, torch: object) -> None:
         fastconv.set_num_threads(n)
 
 
-class Spinner:
+@contextlib.contextmanager
+def spinner() -> Iterator[None]:
     """Another process spinning on one core while the block runs."""
-
-    def __enter__(self) -> Spinner:
-        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
         time.sleep(0.3)  # let it start and reach the scheduler's steady state
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def _solo() -> bool:
@@ -107,15 +108,19 @@ def _samples(
     return out
 
 
+def _flag(ratio: float) -> str:
+    """``*`` after a ratio above the target."""
+    return "*" if ratio > TARGET else " "
+
+
 def _ops(suites: Sequence[str], torch: object) -> list[tuple[str, dict[str, Callable[[], object]]]]:
     """(row name, {library: call}) for every layer-pass of the suites."""
     contenders = ("auto", "torch") if torch is not None else ("auto",)
     rows = []
     for suite in suites:
-        for shape in _shapes.suite(suite):
-            passes = ("forward", "backward") if shape.kind in ("conv", "pool") else ("forward",)
-            for pass_ in passes:
-                cs, _work, _unit = bench.make_contenders(shape, pass_, contenders, torch)
+        for shape in SUITES[suite]:
+            for pass_ in passes_of(shape, full=False):  # conv, pool: forward, backward
+                cs, _work, _unit = make_contenders(shape, pass_, contenders, torch)
                 calls = {}
                 for c in cs:
                     if c.fn is None:
@@ -138,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
     rows = _ops(args.suite, torch)
     # The matmul that precedes each call in the "matmul" condition: ~1 ms on 2 threads.
     m = np.random.default_rng(0).standard_normal((384, 384), dtype=np.float32)
-    matmul = lambda: np.matmul(m, m)  # noqa: E731
+
+    def matmul() -> object:
+        return np.matmul(m, m)
 
     cfg = fastconv.show_config()
     print(
@@ -159,10 +166,7 @@ def run(args: argparse.Namespace) -> int:
     for cond in CONDITIONS:
         threads = 1 if cond == "quiet1" else 2
         before = matmul if cond == "matmul" else None
-        spinner = Spinner() if cond == "busy" else None
-        if spinner:
-            spinner.__enter__()
-        try:
+        with spinner() if cond == "busy" else contextlib.nullcontext():
             for name, calls in rows:
                 for lib in libs:
                     if lib not in calls:
@@ -179,15 +183,16 @@ def run(args: argparse.Namespace) -> int:
                     )
                     if lib == "fastconv":
                         solo[name][cond] = sum(flags) / len(flags)
-        finally:
-            if spinner:
-                spinner.__exit__()
         print(f"  {cond} done", file=sys.stderr)
 
     worst = {lib: 0.0 for lib in libs}
-    header = f"{'op':32s}" + "".join(
-        f" | {lib + ' ms 1t':>13s} {'2t':>5s} {'busy':>5s} {'matmul':>6s}" for lib in libs
-    ) + " | 1-thread fallback b/m"
+    header = (
+        f"{'op':32s}"
+        + "".join(
+            f" | {lib + ' ms 1t':>13s} {'2t':>5s} {'busy':>5s} {'matmul':>6s}" for lib in libs
+        )
+        + " | 1-thread fallback b/m"
+    )
     print(header)
     print("-" * len(header))
     records = []
@@ -203,10 +208,9 @@ def run(args: argparse.Namespace) -> int:
             ratio = {c: med[c] / base for c in CONDITIONS}
             for c in LOADED:
                 worst[lib] = max(worst[lib], ratio[c])
-            flag = lambda c: "*" if ratio[c] > TARGET else " "  # noqa: E731
             line += (
-                f" | {base * 1e3:13.3f} {ratio['quiet2']:5.2f} {ratio['busy']:4.2f}{flag('busy')}"
-                f" {ratio['matmul']:5.2f}{flag('matmul')}"
+                f" | {base * 1e3:13.3f} {ratio['quiet2']:5.2f} {ratio['busy']:4.2f}"
+                f"{_flag(ratio['busy'])} {ratio['matmul']:5.2f}{_flag(ratio['matmul'])}"
             )
             records.append(
                 {
@@ -240,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/contention.py", description=__doc__)
     p.add_argument(
-        "--suite", action="append", choices=sorted(_shapes.SUITES), help="default: mnist, lenet5"
+        "--suite", action="append", choices=sorted(SUITES), help="default: mnist, lenet5"
     )
     p.add_argument("--samples", type=int, default=21, help="timed calls per cell (default 21)")
     p.add_argument("--budget", type=float, default=1.0, help="seconds per cell at most")

@@ -1,43 +1,29 @@
-"""Named layer shapes of the anchor networks (re-exported from :mod:`fastconv._shapes`).
+"""Named layer shapes of the anchor networks: :mod:`fastconv._shapes`, plus one tuple per kind.
 
 ``SUITES["mnist"]``, ``SUITES["alexnet"]`` and ``SUITES["lenet5"]`` hold the
 layers in network order; every layer has a stable dotted name
 (``alexnet.conv2``) used as the pytest-benchmark test id and as the row label
-of ``python -m fastconv.bench``.
+of ``python -m fastconv.bench``. Everything but the three tuples below comes
+from the package.
 """
 
 from __future__ import annotations
 
-from fastconv._shapes import (
-    SUITES,
-    ConvShape,
-    LayerShape,
-    LinearShape,
-    PoolShape,
-    all_shapes,
-    get_shape,
-    suite,
-)
+from fastconv import _shapes
+from fastconv._shapes import *  # SUITES, ConvShape, ... as the package defines them
+from fastconv._shapes import ConvShape, LinearShape, PoolShape
 
-__all__ = [
-    "CONV_SHAPES",
-    "LINEAR_SHAPES",
-    "POOL_SHAPES",
-    "SUITES",
-    "ConvShape",
-    "LayerShape",
-    "LinearShape",
-    "PoolShape",
-    "all_shapes",
-    "get_shape",
-    "suite",
-]
+__all__ = _shapes.__all__ + ["CONV_SHAPES", "LINEAR_SHAPES", "POOL_SHAPES"]
+
+
+def _of_kind(cls: type) -> tuple:
+    """Every layer of every suite that is a ``cls``, suites in ``SUITES`` order."""
+    return tuple(s for layers in _shapes.SUITES.values() for s in layers if isinstance(s, cls))
+
 
 #: Every convolution layer of every suite.
-CONV_SHAPES: tuple[ConvShape, ...] = tuple(s for s in all_shapes() if isinstance(s, ConvShape))
+CONV_SHAPES: tuple[ConvShape, ...] = _of_kind(ConvShape)
 #: Every pooling layer of every suite.
-POOL_SHAPES: tuple[PoolShape, ...] = tuple(s for s in all_shapes() if isinstance(s, PoolShape))
+POOL_SHAPES: tuple[PoolShape, ...] = _of_kind(PoolShape)
 #: Every fully connected layer of every suite.
-LINEAR_SHAPES: tuple[LinearShape, ...] = tuple(
-    s for s in all_shapes() if isinstance(s, LinearShape)
-)
+LINEAR_SHAPES: tuple[LinearShape, ...] = _of_kind(LinearShape)

@@ -19,7 +19,7 @@ Full runs
 ``--step-only``
     One full training step (forward, cross-entropy, backward, Adam) at batch
     128, on a rotation of 16 real batches, timed with
-    :func:`fastconv.bench.time_interleaved` (warm-up, interleaved blocks of
+    :func:`fastconv._timing.time_interleaved` (warm-up, interleaved blocks of
     fastconv and torch after settling calls, median) at 1 and 2 threads, and
     again in a child process with the other malloc setting (glibc's default,
     or ``MALLOC_MMAP_THRESHOLD_=2000000000 MALLOC_TRIM_THRESHOLD_=4000000000``,
@@ -55,7 +55,8 @@ except ImportError:  # run from a source checkout without installing: use the ch
     import fastconv
 
 from fastconv import datasets
-from fastconv.bench import CpuMonitor, environment, limit_blas_threads, time_interleaved
+from fastconv._timing import CpuMonitor, limit_blas_threads, time_interleaved
+from fastconv.bench_report import environment
 
 BATCH = 128
 SEED = 0

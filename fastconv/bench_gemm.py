@@ -1,7 +1,7 @@
 """``fastconv bench --suite gemm``: fastconv's GEMM against ``numpy.matmul``.
 
 Both run side by side in one process, interleaved (see
-:func:`fastconv.bench.time_interleaved`), at 1 and 2 threads (OpenBLAS limited
+:func:`fastconv._timing.time_interleaved`), at 1 and 2 threads (OpenBLAS limited
 with threadpoolctl), on square sizes and on the GEMMs that the anchor layers
 produce. The FP32 FMA peak of the active ISA is measured in the same run by a
 small probe (``_core.fma_peak_gflops``), and the targets of the GEMM issue are
@@ -15,7 +15,6 @@ checked as ratios:
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import numpy as np
 
 import fastconv
 from fastconv import _core
-from fastconv.bench import limit_blas_threads, time_interleaved
+from fastconv._timing import geometric_mean, limit_blas_threads, time_interleaved
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ SHAPES: tuple[GemmShape, ...] = (
 )
 
 
-def _operands(s: GemmShape) -> tuple[np.ndarray, np.ndarray]:
+def operands(s: GemmShape) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((s.M, s.K), dtype=np.float32)
     b = rng.standard_normal((s.N, s.K) if s.trans_b else (s.K, s.N), dtype=np.float32)
@@ -81,7 +80,7 @@ def measure(
     try:
         with limit_blas_threads(threads) as blas:
             for s in shapes:
-                a, b = _operands(s)
+                a, b = operands(s)
                 # One output per contender, reused: a fresh 16 MB array costs
                 # ~6 ms of page faults here, more than the 2048^3 gap we measure.
                 out = np.zeros((s.M, s.N), np.float32)
@@ -169,5 +168,5 @@ def run(args: argparse.Namespace) -> int:
         for name, ok, value in checks:
             print(f"  [{'met' if ok else 'MISSED'}] {name}: {value}", file=out)
     ratios = [r["numpy_s"] / r["fastconv_s"] for r in rows]
-    print(f"geometric mean ratio {statistics.geometric_mean(ratios):.2f}x", file=out)
+    print(f"geometric mean ratio {geometric_mean(ratios):.2f}x", file=out)
     return 0

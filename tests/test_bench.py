@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import fastconv
 from fastconv import bench
 
 
@@ -41,3 +42,68 @@ def test_bench_batch_option(tmp_path, capsys):
     assert shapes["lenet5.fc2"].B == 3 and shapes["lenet5.conv2"].N == 3
     assert shapes["lenet5.pool2"].N == 3
     assert bench.main(["--layer", "lenet5.fc2", "--batch", "0"]) == 2
+
+
+def test_kernel_names_come_from_show_config_only():
+    """Row kernel names are read from ``show_config()["kernels"]``; a key the build does
+    not list is shown as is, with no ISA suffix made up by the harness."""
+    from fastconv.bench_cases import KernelNames
+
+    live = KernelNames()
+    assert live.table == fastconv.show_config()["kernels"]
+    for key, name in live.table.items():
+        assert live.get(key) == name
+    table = {"conv2d_forward (algo='direct')": "conv2d_forward_direct__isaX"}
+    names = KernelNames(table)
+    assert names.get("max_pool2d_forward") == "max_pool2d_forward"
+    assert names.conv("forward", ["direct"]) == "conv2d_forward_direct__isaX"
+    # backward: two missing conv keys and the bias key, all shown by their key
+    shown = names.conv("backward", ["im2col", "im2col"])
+    assert shown == (
+        "conv2d_backward_input (algo='im2col') + conv2d_backward_weight (algo='im2col')"
+        " + conv2d_backward_bias"
+    )
+    assert "__" not in shown
+
+
+def test_bench_imports_no_cycle():
+    """The harness modules form a DAG: _timing imports nothing of fastconv, and
+    bench_gemm does not import bench (bench runs bench_gemm for ``--suite gemm``)."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(fastconv.__file__).parent
+    graph = {}
+    for path in pkg.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 1:
+                    base = node.module or ""
+                elif (node.module or "").startswith("fastconv"):
+                    base = node.module[len("fastconv") :].lstrip(".")
+                else:
+                    continue
+                deps |= {base} if base else {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {
+                    a.name[len("fastconv.") :] for a in node.names if a.name.startswith("fastconv.")
+                }
+        graph[path.stem] = {d.split(".")[0] for d in deps} - {path.stem}
+    assert not graph["_timing"], graph["_timing"]
+    assert "bench" not in graph["bench_gemm"], graph["bench_gemm"]
+    # No cycle through any of the harness modules (depth-first search).
+    mine = {"_timing", "bench", "bench_cases", "bench_report", "bench_gemm", "cli"}
+    state: dict[str, int] = {}
+
+    def visit(m: str, stack: tuple[str, ...]) -> None:
+        assert state.get(m) != 1, f"import cycle: {' -> '.join((*stack, m))}"
+        if state.get(m) == 2 or m not in graph:
+            return
+        state[m] = 1
+        for d in sorted(graph[m]):
+            visit(d, (*stack, m))
+        state[m] = 2
+
+    for m in sorted(mine):
+        visit(m, ())
