@@ -227,8 +227,32 @@ def pool2d_output_hw(
     )
 
 
+class _NCHWShape:
+    """What conv and pool records share: an (N, C, H, W) input and ``out_hw = (P, Q)``."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    out_hw: tuple[int, int]
+
+    @property
+    def P(self) -> int:
+        """Output height."""
+        return self.out_hw[0]
+
+    @property
+    def Q(self) -> int:
+        """Output width."""
+        return self.out_hw[1]
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.N, self.C, self.H, self.W)
+
+
 @dataclass(frozen=True)
-class ConvShape:
+class ConvShape(_NCHWShape):
     """One 2-D convolution: x is (N,C,H,W), w is (K,C/G,R,S), y is (N,K,P,Q).
 
     ``stride``, ``padding`` and ``dilation`` are given as :func:`conv2d
@@ -266,20 +290,6 @@ class ConvShape:
         return conv2d_output_hw(hw, rs, self.stride, self.padding, self.dilation)
 
     @property
-    def P(self) -> int:
-        """Output height."""
-        return self.out_hw[0]
-
-    @property
-    def Q(self) -> int:
-        """Output width."""
-        return self.out_hw[1]
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.N, self.C, self.H, self.W)
-
-    @property
     def w_shape(self) -> tuple[int, int, int, int]:
         return (self.K, self.C // self.groups, self.R, self.S)
 
@@ -314,7 +324,7 @@ class ConvShape:
 
 
 @dataclass(frozen=True)
-class PoolShape:
+class PoolShape(_NCHWShape):
     """One 2-D pooling layer (``op`` is ``"max"`` or ``"avg"``): x is (N,C,H,W), y is (N,C,P,Q).
 
     Square kernel, stride and padding; floor mode (``ceil_mode=False``).
@@ -336,18 +346,6 @@ class PoolShape:
     def out_hw(self) -> tuple[int, int]:
         """``(P, Q)``, from :func:`pool2d_output_hw`."""
         return pool2d_output_hw((self.H, self.W), self.kernel, self.stride, self.padding, 1, False)
-
-    @property
-    def P(self) -> int:
-        return self.out_hw[0]
-
-    @property
-    def Q(self) -> int:
-        return self.out_hw[1]
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.N, self.C, self.H, self.W)
 
     @property
     def y_shape(self) -> tuple[int, int, int, int]:
