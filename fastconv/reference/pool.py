@@ -8,7 +8,6 @@ a C++ kernel that follows them equals this module bit for bit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,29 +21,7 @@ from ._arrays import (
     _windows,
 )
 from .conv import conv2d
-from .shapes import ConvPadding, IntPair, _is_int, _pair, pool2d_output_hw
-
-
-@dataclass(frozen=True)
-class _PoolGeometry:
-    N: int
-    C: int
-    H: int
-    W: int
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    pad: tuple[int, int]  # on each side
-    dilation: tuple[int, int]
-    P: int
-    Q: int
-
-    @property
-    def pads(self) -> tuple[int, int, int, int]:
-        """(top, bottom, left, right) so that every window, incl. ceil_mode ones, fits."""
-        (R, S), (sh, sw), (ph, pw), (dh, dw) = self.kernel, self.stride, self.pad, self.dilation
-        bottom = max((self.P - 1) * sh + dh * (R - 1) + 1 - self.H - ph, 0)
-        right = max((self.Q - 1) * sw + dw * (S - 1) + 1 - self.W - pw, 0)
-        return ph, bottom, pw, right
+from .shapes import ConvPadding, IntPair, PoolShape, _is_int, _pair
 
 
 def _pool_geometry(
@@ -55,7 +32,9 @@ def _pool_geometry(
     padding: IntPair,
     dilation: IntPair,
     ceil_mode: bool,
-) -> _PoolGeometry:
+) -> PoolShape:
+    """The validated geometry of a pooling call (``name`` is the op's, for messages),
+    with every parameter as a pair."""
     N, C, H, W = shape
     kernel = _pair(kernel_size, "kernel_size", 1)
     # PyTorch reads an empty stride as "not given" too.
@@ -65,14 +44,16 @@ def _pool_geometry(
     dilation_hw = _pair(dilation, "dilation", 1)
     if pad[0] > kernel[0] // 2 or pad[1] > kernel[1] // 2:
         raise ValueError(f"{name}: padding {pad} must be at most half the kernel size {kernel}")
-    P, Q = pool2d_output_hw((H, W), kernel, stride_hw, pad, dilation_hw, ceil_mode)
+    op = name.split("_")[0]  # "max" or "avg"
+    geo = PoolShape(name, op, N, C, H, W, kernel, stride_hw, pad, dilation_hw, ceil_mode)
+    P, Q = geo.out_hw
     if P <= 0 or Q <= 0:
         raise ValueError(
             f"{name} output size {P}x{Q} is not positive: input shape {shape}, "
             f"kernel_size {kernel}, "
             f"stride {stride_hw}, padding {pad}, dilation {dilation_hw}, ceil_mode={ceil_mode}"
         )
-    return _PoolGeometry(N, C, H, W, kernel, stride_hw, pad, dilation_hw, P, Q)
+    return geo
 
 
 def conv2d_max_pool2d(
@@ -160,7 +141,7 @@ def max_pool2d(
     """
     x = _float_array(x, "x", 4, "(N, C, H, W)")
     geo = _pool_geometry("max_pool2d", x.shape, kernel_size, stride, padding, dilation, ceil_mode)
-    (R, S), (sh, sw), (ph, pw), (dh, dw) = geo.kernel, geo.stride, geo.pad, geo.dilation
+    (R, S), (sh, sw), (ph, pw), (dh, dw) = geo.kernel, geo.stride, geo.padding, geo.dilation
     H, W, P, Q = geo.H, geo.W, geo.P, geo.Q
 
     # -inf padding never beats the running max (and is masked out anyway).
@@ -254,7 +235,7 @@ def max_pool2d_backward(
 
 
 def _avg_pool_divisors(
-    geo: _PoolGeometry,
+    geo: PoolShape,
     count_include_pad: bool,
     divisor_override: int | None,
     dtype: np.dtype,
@@ -273,7 +254,7 @@ def _avg_pool_divisors(
         clipped = np.minimum(end, n) - np.maximum(start, 0)
         return with_pad, clipped
 
-    (R, S), (sh, sw), (ph, pw) = geo.kernel, geo.stride, geo.pad
+    (R, S), (sh, sw), (ph, pw) = geo.kernel, geo.stride, geo.padding
     h_pad, h_in = extent(geo.H, R, sh, ph, geo.P)
     w_pad, w_in = extent(geo.W, S, sw, pw, geo.Q)
     empty = (h_in <= 0)[:, None] | (w_in <= 0)[None, :]

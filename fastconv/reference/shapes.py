@@ -325,9 +325,12 @@ class ConvShape(_NCHWShape):
 
 @dataclass(frozen=True)
 class PoolShape(_NCHWShape):
-    """One 2-D pooling layer (``op`` is ``"max"`` or ``"avg"``): x is (N,C,H,W), y is (N,C,P,Q).
+    """One 2-D pooling (``op`` is ``"max"`` or ``"avg"``): x is (N,C,H,W), y is (N,C,P,Q).
 
-    Square kernel, stride and padding; floor mode (``ceil_mode=False``).
+    ``kernel``, ``stride``, ``padding`` (on each side) and ``dilation`` are ints
+    or pairs; the anchor layers of ``fastconv._shapes`` use square ints, no
+    dilation and floor mode. The output size is not checked here (the ops
+    raise for ``P, Q <= 0``).
     """
 
     name: str
@@ -336,23 +339,40 @@ class PoolShape(_NCHWShape):
     C: int
     H: int
     W: int
-    kernel: int
-    stride: int
-    padding: int = 0
+    kernel: IntPair
+    stride: IntPair
+    padding: IntPair = 0
+    dilation: IntPair = 1
+    ceil_mode: bool = False
 
     kind = "pool"
 
     @cached_property
     def out_hw(self) -> tuple[int, int]:
         """``(P, Q)``, from :func:`pool2d_output_hw`."""
-        return pool2d_output_hw((self.H, self.W), self.kernel, self.stride, self.padding, 1, False)
+        hw = (self.H, self.W)
+        k, s, p, d = self.kernel, self.stride, self.padding, self.dilation
+        return pool2d_output_hw(hw, k, s, p, d, self.ceil_mode)
+
+    @cached_property
+    def pads(self) -> tuple[int, int, int, int]:
+        """``(top, bottom, left, right)``: the padding plus, at the bottom and right,
+        the overhang of ``ceil_mode`` windows, so that every window fits."""
+        (R, S), (sh, sw) = _pair(self.kernel, "kernel_size", 1), _pair(self.stride, "stride", 1)
+        (ph, pw), (dh, dw) = _pair(self.padding, "padding", 0), _pair(self.dilation, "dilation", 1)
+        bottom = max((self.P - 1) * sh + dh * (R - 1) + 1 - self.H - ph, 0)
+        right = max((self.Q - 1) * sw + dw * (S - 1) + 1 - self.W - pw, 0)
+        return ph, bottom, pw, right
 
     @property
     def y_shape(self) -> tuple[int, int, int, int]:
         return (self.N, self.C, self.P, self.Q)
 
     def describe(self) -> str:
+        """Short human-readable summary, e.g. ``N=128 C=32 26x26 max k2 s2 p0 -> 13x13``."""
+        d = f" d{self.dilation}" if self.dilation != 1 else ""
+        ceil = " ceil" if self.ceil_mode else ""
         return (
             f"N={self.N} C={self.C} {self.H}x{self.W} {self.op} k{self.kernel} "
-            f"s{self.stride} p{self.padding} -> {self.P}x{self.Q}"
+            f"s{self.stride} p{self.padding}{d}{ceil} -> {self.P}x{self.Q}"
         )
