@@ -2,10 +2,11 @@
 
 This is the one Python statement of each shape rule: conv output size, pool
 output size (with ``ceil_mode``) and ``"same"`` padding. Every Python shape in
-fastconv is computed here: the reference ops (whose conv geometry is a
-:class:`ConvShape`), the named layers of ``fastconv._shapes`` (benchmarks) and
-the test case tables. The C++ kernels state the same rules once more, for
-themselves, in ``cpp/include/fastconv/shapes.h``. Plain Python integers.
+fastconv is computed here: the reference ops (their validated geometry is a
+:class:`ConvShape` or a :class:`PoolShape`), the named layers of
+``fastconv._shapes`` (the benchmarks) and the test case tables. The C++
+kernels state the same rules once more, for themselves, in
+``cpp/src/shapes.cpp``. Plain Python integers.
 
 Shape letters: N batch, C input channels, H,W input size, K output channels,
 R,S kernel size, P,Q output size, G groups.
