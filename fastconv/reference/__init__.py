@@ -52,6 +52,8 @@ from .pool import (
     max_pool2d_backward,
 )
 from .shapes import (
+    ConvPadding,
+    IntPair,
     conv2d_output_hw,
     conv2d_output_size,
     pool2d_output_hw,
@@ -60,6 +62,8 @@ from .shapes import (
 )
 
 __all__ = [
+    "ConvPadding",
+    "IntPair",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
