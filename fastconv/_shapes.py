@@ -10,8 +10,8 @@ Shape letters (as in the C++ kernels): N batch, C input channels, H,W input
 size, K output channels, R,S kernel size, P,Q output size, G groups.
 
 :class:`ConvShape` and :class:`PoolShape` are defined with the shape rules they
-compute through, in :mod:`fastconv.reference.shapes` (the reference ops use
-``ConvShape`` as their conv geometry, the tests subclass it); this module adds
+compute through, in ``fastconv._ref_shapes`` (the reference ops use them as
+their validated geometry, the tests subclass ``ConvShape``); this module adds
 :class:`LinearShape` and the suites.
 
 Suites
@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .reference.shapes import ConvShape, PoolShape
+from ._ref_shapes import ConvShape, PoolShape
 
 __all__ = [
     "SUITES",

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _core
-from .reference.shapes import ConvPadding, IntPair
+from ._ref_shapes import ConvPadding, IntPair
 
 __all__ = [
     "avg_pool2d",

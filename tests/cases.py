@@ -18,7 +18,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from hypothesis import strategies as st
 
-from fastconv.reference.shapes import ConvShape, IntPair, _pair
+from fastconv._ref_shapes import _pair
+from fastconv._shapes import ConvShape
+from fastconv.reference import IntPair
 
 
 def rng_for(*key) -> np.random.Generator:
@@ -28,7 +30,7 @@ def rng_for(*key) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class ConvCase(ConvShape):
-    """A conv test case: a :class:`~fastconv.reference.shapes.ConvShape` (pairs and
+    """A conv test case: a :class:`~fastconv._shapes.ConvShape` (pairs and
     string paddings allowed) and whether the convolution has a bias."""
 
     bias: bool = True

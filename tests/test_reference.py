@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastconv import reference as ref
-from fastconv.reference.shapes import ConvShape, PoolShape
+from fastconv._shapes import ConvShape, PoolShape
 
 DTYPES = [np.float64, np.float32]
 

@@ -1,4 +1,4 @@
-"""Shapes: output sizes, padding, and the conv and pool shape records.
+"""Shapes of the reference (:mod:`fastconv.reference`): output sizes, padding, records.
 
 This is the one Python statement of each shape rule: conv output size, pool
 output size (with ``ceil_mode``) and ``"same"`` padding. Every Python shape in

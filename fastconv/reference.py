@@ -31,27 +31,30 @@ Conventions
 
 Modules
 -------
-:mod:`~fastconv.reference.shapes` (output sizes, ``"same"`` padding and the
+This module is the front of five private ones, split along the ops:
+``_ref_shapes`` (output sizes, ``"same"`` padding and the
 ``ConvShape``/``PoolShape`` records: the Python shape rules, which
-``fastconv._shapes`` and the tests use too),
-:mod:`~fastconv.reference.conv`, :mod:`~fastconv.reference.pool` and
-:mod:`~fastconv.reference.dense` (linear, ReLU). Every public function is
-importable from ``fastconv.reference`` itself. The package never imports
-``fastconv._core``.
+``fastconv._shapes`` and the tests use too), ``_ref_conv``, ``_ref_pool``,
+``_ref_dense`` (linear, ReLU) and ``_ref_arrays`` (dtype and rank checks,
+window views, padding). Every public name is imported from here. None of them
+imports ``fastconv._core``. (They are flat modules, not a subpackage, because
+``tools/valgrind.sh`` and ``tools/sanitize.sh`` stage ``fastconv/*.py`` only.)
 """
 
-# fastconv.tensor reads the conv output size through reference._conv_geometry.
-from .conv import _conv_geometry as _conv_geometry
-from .conv import conv2d, conv2d_backward
-from .dense import linear, linear_backward, relu, relu_backward
-from .pool import (
+from ._ref_conv import (
+    _conv_geometry,  # noqa: F401  (fastconv.tensor reads it from here)
+    conv2d,
+    conv2d_backward,
+)
+from ._ref_dense import linear, linear_backward, relu, relu_backward
+from ._ref_pool import (
     avg_pool2d,
     avg_pool2d_backward,
     conv2d_max_pool2d,
     max_pool2d,
     max_pool2d_backward,
 )
-from .shapes import (
+from ._ref_shapes import (
     ConvPadding,
     IntPair,
     conv2d_output_hw,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._arrays import (
+from ._ref_arrays import (
     _float_array,
     _offset_slices,
     _pad,
@@ -15,8 +15,8 @@ from ._arrays import (
     _unpad,
     _windows,
 )
-from .dense import relu
-from .shapes import ConvPadding, ConvShape, IntPair, _is_int, _pair
+from ._ref_dense import relu
+from ._ref_shapes import ConvPadding, ConvShape, IntPair, _is_int, _pair
 
 
 def _conv_geometry(

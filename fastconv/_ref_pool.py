@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._arrays import (
+from ._ref_arrays import (
     _float_array,
     _input_shape,
     _offset_slices,
@@ -20,8 +20,8 @@ from ._arrays import (
     _unpad,
     _windows,
 )
-from .conv import conv2d
-from .shapes import ConvPadding, IntPair, PoolShape, _is_int, _pair
+from ._ref_conv import conv2d
+from ._ref_shapes import ConvPadding, IntPair, PoolShape, _is_int, _pair
 
 
 def _pool_geometry(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .shapes import _is_int
+from ._ref_shapes import _is_int
 
 
 def _float_array(a: object, name: str, ndim: int, layout: str) -> np.ndarray:
