@@ -59,6 +59,12 @@ def _pair(value: IntPair, name: str, minimum: int) -> tuple[int, int]:
     return pair
 
 
+def _reach(out: int, k: int, stride: int, dilation: int) -> int:
+    """Padded input length that ``out`` windows of a dilated kernel span, first tap
+    of the first window to last tap of the last: ``(out-1)*stride + dilation*(k-1) + 1``."""
+    return (out - 1) * stride + dilation * (k - 1) + 1
+
+
 def conv2d_output_size(n: int, k: int, stride: int, pad_total: int, dilation: int) -> int:
     """Output length of a convolution along one dimension.
 
@@ -169,7 +175,7 @@ def resolve_conv_padding(
         pads: list[int] = []
         for n, k, stride, dilation in sizes:
             out = -(-n // stride)  # ceil(n / stride)
-            total = max((out - 1) * stride + dilation * (k - 1) + 1 - n, 0)
+            total = max(_reach(out, k, stride, dilation) - n, 0)
             pads += [total // 2, total - total // 2]
         return (pads[0], pads[1], pads[2], pads[3])
     ph, pw = _pair(padding, "padding", 0)
@@ -361,8 +367,8 @@ class PoolShape(_NCHWShape):
         the overhang of ``ceil_mode`` windows, so that every window fits."""
         (R, S), (sh, sw) = _pair(self.kernel, "kernel_size", 1), _pair(self.stride, "stride", 1)
         (ph, pw), (dh, dw) = _pair(self.padding, "padding", 0), _pair(self.dilation, "dilation", 1)
-        bottom = max((self.P - 1) * sh + dh * (R - 1) + 1 - self.H - ph, 0)
-        right = max((self.Q - 1) * sw + dw * (S - 1) + 1 - self.W - pw, 0)
+        bottom = max(_reach(self.P, R, sh, dh) - self.H - ph, 0)
+        right = max(_reach(self.Q, S, sw, dw) - self.W - pw, 0)
         return ph, bottom, pw, right
 
     @property
