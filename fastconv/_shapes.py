@@ -9,6 +9,11 @@ pytest-benchmark files, so numbers from different tools can be joined on it.
 Shape letters (as in the C++ kernels): N batch, C input channels, H,W input
 size, K output channels, R,S kernel size, P,Q output size, G groups.
 
+:class:`ConvShape` and :class:`PoolShape` are defined with the shape rules they
+compute through, in ``fastconv._ref_shapes`` (the reference ops use them as
+their validated geometry, the tests subclass ``ConvShape``); this module adds
+:class:`LinearShape` and the suites.
+
 Suites
 ------
 ``mnist``
@@ -34,6 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from ._ref_shapes import ConvShape, PoolShape
+
 __all__ = [
     "SUITES",
     "ConvShape",
@@ -44,114 +51,6 @@ __all__ = [
     "get_shape",
     "suite",
 ]
-
-
-def _out_size(n: int, k: int, stride: int, pad_total: int, dilation: int = 1) -> int:
-    """``floor((n + pad_total - dilation*(k-1) - 1) / stride) + 1`` (conv and floor-mode pool)."""
-    return (n + pad_total - dilation * (k - 1) - 1) // stride + 1
-
-
-@dataclass(frozen=True)
-class ConvShape:
-    """One 2-D convolution layer: x is (N,C,H,W), w is (K,C/G,R,S), y is (N,K,P,Q).
-
-    ``stride``, ``padding`` and ``dilation`` are symmetric ints (every anchor
-    layer is square), so they can be passed straight to ``fastconv.conv2d``.
-    """
-
-    name: str
-    N: int
-    C: int
-    H: int
-    W: int
-    K: int
-    R: int
-    S: int
-    stride: int = 1
-    padding: int = 0
-    dilation: int = 1
-    groups: int = 1
-
-    kind = "conv"
-
-    @property
-    def P(self) -> int:
-        """Output height."""
-        return _out_size(self.H, self.R, self.stride, 2 * self.padding, self.dilation)
-
-    @property
-    def Q(self) -> int:
-        """Output width."""
-        return _out_size(self.W, self.S, self.stride, 2 * self.padding, self.dilation)
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.N, self.C, self.H, self.W)
-
-    @property
-    def w_shape(self) -> tuple[int, int, int, int]:
-        return (self.K, self.C // self.groups, self.R, self.S)
-
-    @property
-    def y_shape(self) -> tuple[int, int, int, int]:
-        return (self.N, self.K, self.P, self.Q)
-
-    @property
-    def flops(self) -> int:
-        """FLOPs of one pass (forward, backward-input or backward-weight):
-        ``2*N*K*P*Q*(C/G)*R*S`` (one multiply and one add per tap)."""
-        return 2 * self.N * self.K * self.P * self.Q * (self.C // self.groups) * self.R * self.S
-
-    def describe(self) -> str:
-        """Short human-readable summary, e.g. ``N=128 1->32 28x28 k3x3 s1 p0 -> 26x26``."""
-        g = f" g{self.groups}" if self.groups != 1 else ""
-        d = f" d{self.dilation}" if self.dilation != 1 else ""
-        return (
-            f"N={self.N} {self.C}->{self.K} {self.H}x{self.W} k{self.R}x{self.S} "
-            f"s{self.stride} p{self.padding}{d}{g} -> {self.P}x{self.Q}"
-        )
-
-
-@dataclass(frozen=True)
-class PoolShape:
-    """One 2-D pooling layer (``op`` is ``"max"`` or ``"avg"``): x is (N,C,H,W), y is (N,C,P,Q).
-
-    Square kernel, stride and padding; floor mode (``ceil_mode=False``).
-    """
-
-    name: str
-    op: str
-    N: int
-    C: int
-    H: int
-    W: int
-    kernel: int
-    stride: int
-    padding: int = 0
-
-    kind = "pool"
-
-    @property
-    def P(self) -> int:
-        return _out_size(self.H, self.kernel, self.stride, 2 * self.padding)
-
-    @property
-    def Q(self) -> int:
-        return _out_size(self.W, self.kernel, self.stride, 2 * self.padding)
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.N, self.C, self.H, self.W)
-
-    @property
-    def y_shape(self) -> tuple[int, int, int, int]:
-        return (self.N, self.C, self.P, self.Q)
-
-    def describe(self) -> str:
-        return (
-            f"N={self.N} C={self.C} {self.H}x{self.W} {self.op} k{self.kernel} "
-            f"s{self.stride} p{self.padding} -> {self.P}x{self.Q}"
-        )
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,11 @@ across calls and thread counts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 
 from . import _core
-
-IntPair = Union[int, tuple[int, int]]
-Padding = Union[int, tuple[int, int], str]
+from ._ref_shapes import ConvPadding, IntPair
 
 __all__ = [
     "avg_pool2d",
@@ -42,7 +39,7 @@ def conv2d(
     weight: np.ndarray,
     bias: np.ndarray | None = None,
     stride: IntPair = 1,
-    padding: Padding = 0,
+    padding: ConvPadding = 0,
     dilation: IntPair = 1,
     groups: int = 1,
     *,
@@ -85,7 +82,9 @@ def conv2d(
     so a non-finite weight makes every output whose window touches padding NaN
     (``0 * inf``), identically for every algorithm.
     """
-    return _core.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, algo, activation)
+    return _core.conv2d_forward(
+        x, weight, bias, stride, padding, dilation, groups, algo, activation
+    )
 
 
 def conv2d_backward(
@@ -93,7 +92,7 @@ def conv2d_backward(
     x: np.ndarray,
     weight: np.ndarray,
     stride: IntPair = 1,
-    padding: Padding = 0,
+    padding: ConvPadding = 0,
     dilation: IntPair = 1,
     groups: int = 1,
     *,
@@ -167,7 +166,7 @@ def conv2d_max_pool2d(
     weight: np.ndarray,
     bias: np.ndarray | None = None,
     stride: IntPair = 1,
-    padding: Padding = 0,
+    padding: ConvPadding = 0,
     dilation: IntPair = 1,
     groups: int = 1,
     *,

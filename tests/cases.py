@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, replace
-from typing import Union
 
 import numpy as np
 from hypothesis import strategies as st
 
-from fastconv import reference as ref
-
-IntPair = Union[int, tuple[int, int]]
-Padding = Union[int, tuple[int, int], str]
+from fastconv._ref_shapes import _pair
+from fastconv._shapes import ConvShape
+from fastconv.reference import IntPair
 
 
 def rng_for(*key) -> np.random.Generator:
@@ -30,58 +28,12 @@ def rng_for(*key) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32(repr(key).encode()))
 
 
-def _pair(v: IntPair) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
 @dataclass(frozen=True)
-class ConvCase:
-    name: str
-    N: int
-    C: int
-    H: int
-    W: int
-    K: int
-    R: int
-    S: int
-    stride: IntPair = 1
-    padding: Padding = 0
-    dilation: IntPair = 1
-    groups: int = 1
+class ConvCase(ConvShape):
+    """A conv test case: a :class:`~fastconv._shapes.ConvShape` (pairs and
+    string paddings allowed) and whether the convolution has a bias."""
+
     bias: bool = True
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.N, self.C, self.H, self.W)
-
-    @property
-    def w_shape(self) -> tuple[int, int, int, int]:
-        return (self.K, self.C // self.groups, self.R, self.S)
-
-    @property
-    def pads(self) -> tuple[int, int, int, int]:
-        """(top, bottom, left, right), from the reference's rule."""
-        return ref.resolve_conv_padding(
-            self.padding, (self.H, self.W), (self.R, self.S), self.stride, self.dilation
-        )
-
-    @property
-    def out_hw(self) -> tuple[int, int]:
-        t, b, l, r = self.pads
-        (sh, sw), (dh, dw) = _pair(self.stride), _pair(self.dilation)
-        return (
-            ref.conv2d_output_size(self.H, self.R, sh, t + b, dh),
-            ref.conv2d_output_size(self.W, self.S, sw, l + r, dw),
-        )
-
-    @property
-    def kwargs(self) -> dict:
-        return {
-            "stride": self.stride,
-            "padding": self.padding,
-            "dilation": self.dilation,
-            "groups": self.groups,
-        }
 
 
 # fmt: off
@@ -202,24 +154,13 @@ class PoolCase:
 
     @property
     def max_kwargs(self) -> dict:
-        return {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "padding": self.padding,
-            "dilation": self.dilation,
-            "ceil_mode": self.ceil_mode,
-        }
+        names = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
+        return {name: getattr(self, name) for name in names}
 
     @property
     def avg_kwargs(self) -> dict:
-        return {
-            "kernel_size": self.kernel_size,
-            "stride": self.stride,
-            "padding": self.padding,
-            "ceil_mode": self.ceil_mode,
-            "count_include_pad": self.count_include_pad,
-            "divisor_override": self.divisor_override,
-        }
+        names = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad")
+        return {name: getattr(self, name) for name in (*names, "divisor_override")}
 
 
 # fmt: off
@@ -342,13 +283,10 @@ def conv_problems(draw):
     N = draw(_BATCH)
     hi = {"tiny": (3, 3), "wide": (10, 40), "deep": (6, 20)}[regime]
     H, W = draw(st.integers(1, hi[0])), draw(st.integers(1, hi[1]))
-    if not isinstance(padding, str):
-        ph, pw = _pair(padding)
-        dh, dw = _pair(dilation)
+    if padding != "same":
+        ph, pw = (0, 0) if padding == "valid" else _pair(padding, "padding", 0)
+        dh, dw = _pair(dilation, "dilation", 1)
         H, W = max(H, _min_extent(R, dh, 2 * ph)), max(W, _min_extent(S, dw, 2 * pw))
-    elif padding == "valid":
-        dh, dw = _pair(dilation)
-        H, W = max(H, _min_extent(R, dh, 0)), max(W, _min_extent(S, dw, 0))
     case = ConvCase(
         "hyp",
         N=N,
@@ -399,7 +337,7 @@ def pool_problems(draw):
         count_include_pad=draw(st.booleans()),
         divisor_override=divisor,
     )
-    (ph, pw), (dh, dw) = _pair(padding), _pair(dilation)
+    (ph, pw), (dh, dw) = _pair(padding, "padding", 0), _pair(dilation, "dilation", 1)
     case = replace(
         case,
         H=max(case.H, _min_extent(kpair[0], dh, 2 * ph)),

@@ -38,20 +38,14 @@ from hypothesis import HealthCheck, settings
 
 from fastconv import _core
 
-settings.register_profile(
-    "ci",
-    max_examples=300,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-settings.register_profile(
-    "long",
-    max_examples=5000,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+for _profile, _examples in (("ci", 300), ("long", 5000)):
+    settings.register_profile(
+        _profile,
+        max_examples=_examples,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
 # The default; hypothesis' own --hypothesis-profile option (applied later, in
 # its pytest_configure) overrides it.
 settings.load_profile(os.environ.get("FASTCONV_HYPOTHESIS_PROFILE", "ci"))

@@ -514,9 +514,9 @@ def test_nonfinite_operands_match_reference(case, isa):
 # every case's output (1x1 outputs included): 1x1, 2x2 stride 1 with
 # ceil_mode, 3x3 stride 2 padded.
 FUSED_POOLS = [
-    dict(kernel_size=1),
-    dict(kernel_size=2, pool_stride=1, ceil_mode=True),
-    dict(kernel_size=3, pool_stride=2, pool_padding=1),
+    {"kernel_size": 1},
+    {"kernel_size": 2, "pool_stride": 1, "ceil_mode": True},
+    {"kernel_size": 3, "pool_stride": 2, "pool_padding": 1},
 ]
 
 
@@ -582,13 +582,23 @@ def test_weight_gradient_in_waves(algo, isa):
         got = {}
         for t in (1, 2):
             fastconv.set_num_threads(t)
-            got[t] = fastconv.conv2d_backward(dy, x, w, algo=algo, output_mask=(False, True, False))[1]
+            got[t] = fastconv.conv2d_backward(
+                dy, x, w, algo=algo, output_mask=(False, True, False)
+            )[1]
     finally:
         fastconv.set_num_threads(before)
     assert got[1].tobytes() == got[2].tobytes()
-    want = ref.conv2d_backward(dy.astype(np.float64), x.astype(np.float64), w.astype(np.float64),
-                               output_mask=(False, True, False))[1]
-    scale = ref.conv2d_backward(np.abs(dy).astype(np.float64), np.abs(x).astype(np.float64),
-                                np.abs(w).astype(np.float64), output_mask=(False, True, False))[1]
+    want = ref.conv2d_backward(
+        dy.astype(np.float64),
+        x.astype(np.float64),
+        w.astype(np.float64),
+        output_mask=(False, True, False),
+    )[1]
+    scale = ref.conv2d_backward(
+        np.abs(dy).astype(np.float64),
+        np.abs(x).astype(np.float64),
+        np.abs(w).astype(np.float64),
+        output_mask=(False, True, False),
+    )[1]
     L = x.shape[0] * dy.shape[2] * dy.shape[3]
     assert np.all(np.abs(got[1] - want) <= C_TOL * L * EPS32 * scale + TINY)

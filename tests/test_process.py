@@ -89,6 +89,20 @@ def _ops(scale: int = 1, only: str | None = None) -> dict:
     return {k: v for k, v in ops.items() if only is None or k == only}
 
 
+def _run(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` as a child process (environment: :func:`child_env` with ``env``)
+    and capture its text output; the caller checks the exit code."""
+    return subprocess.run(
+        cmd,
+        cwd=CHILD_CWD,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def _digest(outputs) -> str:
     h = hashlib.sha256()
     for o in outputs:
@@ -456,15 +470,7 @@ RSS_CHILD = textwrap.dedent(
 def test_resident_memory_is_flat():
     """10,000 calls of each op (small shapes; also a copied input and the error
     paths) after 1,000 warm-up calls: resident memory grows by less than 2 MiB."""
-    r = subprocess.run(
-        [sys.executable, "-c", RSS_CHILD],
-        cwd=CHILD_CWD,
-        env=child_env(OMP_NUM_THREADS="2"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    r = _run([sys.executable, "-c", RSS_CHILD], 300, OMP_NUM_THREADS="2")
     assert r.returncode == 0, r.stderr[-3000:]
     growth = {d["op"]: d["growth"] for d in map(json.loads, r.stdout.split("\n")[:-1])}
     assert len(growth) == 16, growth
@@ -491,15 +497,7 @@ def test_import_on_a_cpu_without_avx512():
         "print(fastconv.show_config()['isa_active']);"
         "print(fastconv.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)).sum())"
     )
-    r = subprocess.run(
-        ["valgrind", "--tool=none", "--error-exitcode=0", sys.executable, "-c", code],
-        cwd=CHILD_CWD,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    r = _run(["valgrind", "--tool=none", "--error-exitcode=0", sys.executable, "-c", code], 300)
     where = [l for l in r.stderr.splitlines() if "unhandled instruction" in l or " at 0x" in l]
     assert r.returncode == 0, (
         f"fastconv dies on a CPU without AVX-512 (exit {r.returncode}): " + " | ".join(where[:3])
@@ -516,15 +514,7 @@ def test_import_on_a_cpu_without_avx512():
 def test_valgrind_memcheck():
     """tools/valgrind.sh: every op, algorithm and ISA valgrind can run, under memcheck;
     no invalid read or write, no use of uninitialised memory in fastconv's code."""
-    r = subprocess.run(
-        ["bash", str(TOP / "tools" / "valgrind.sh")],
-        cwd=CHILD_CWD,
-        env=child_env(PYTHON=sys.executable),
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
+    r = _run(["bash", str(TOP / "tools" / "valgrind.sh")], 1200, PYTHON=sys.executable)
     report = r.stdout[-6000:] + "\n" + r.stderr[-3000:]
     assert r.returncode == 0, f"tools/valgrind.sh exit {r.returncode}:\n{report}"
     assert "0 involving fastconv's code" in r.stdout, report

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastconv import reference as ref
+from fastconv._shapes import ConvShape, PoolShape
 
 DTYPES = [np.float64, np.float32]
 
@@ -118,6 +119,17 @@ def test_resolve_conv_padding():
     assert ref.resolve_conv_padding("same", (10, 10), (1, 1), (3, 3), (1, 1)) == (0, 0, 0, 0)
     with pytest.raises(ValueError, match="padding"):
         ref.resolve_conv_padding("full", (5, 5), (3, 3), (1, 1), (1, 1))
+
+
+def test_output_hw_and_shape_records():
+    """The per-dimension sizes, the (P, Q) helpers and the shape records agree."""
+    assert ref.conv2d_output_hw((7, 8), (3, 2), (2, 1), "same", (1, 2)) == (4, 8)
+    assert ref.conv2d_output_hw(6, 3, 1, (0, 1), 1) == (4, 6)
+    assert ref.pool2d_output_hw((5, 6), 2, 2, (1, 0), 1, True) == (3, 3)
+    conv = ConvShape("c", 2, 3, 7, 8, 4, 3, 2, stride=(2, 1), padding="same", dilation=(1, 2))
+    assert conv.pads == (1, 1, 1, 1) and conv.y_shape == (2, 4, 4, 8)
+    pool = PoolShape("p", "max", 1, 2, 11, 11, 2, 2)
+    assert pool.y_shape == (1, 2, 5, 5)
 
 
 # ---------------------------------------------------------------------------
@@ -349,19 +361,24 @@ def _pool_input(shape, dtype, kind, key):
     return x.astype(dtype)
 
 
+def _max_pool_kwargs(kernel_size, stride, padding, dilation, ceil_mode) -> dict:
+    """max_pool2d's keyword arguments, the same for the reference and torch."""
+    return {
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "ceil_mode": ceil_mode,
+    }
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kind", ["randn", "ties", "nan", "inf"])
 @pytest.mark.parametrize("case", MAX_POOL_CASES, ids=str)
 def test_max_pool2d_and_backward_match_torch(torch, case, kind, dtype):
     N, C, (H, W), k, stride, padding, dilation, ceil_mode = case
     x = _pool_input((N, C, H, W), dtype, kind, case)
-    kw = {
-        "kernel_size": k,
-        "stride": stride,
-        "padding": padding,
-        "dilation": dilation,
-        "ceil_mode": ceil_mode,
-    }
+    kw = _max_pool_kwargs(k, stride, padding, dilation, ceil_mode)
     tx = _t(torch, x).requires_grad_()
     ty, tidx = torch.nn.functional.max_pool2d(tx, return_indices=True, **kw)
     y, idx = ref.max_pool2d(x, return_indices=True, **kw)
@@ -527,8 +544,7 @@ def _window_loop_avg_pool(x, k, stride, pad, ceil_mode, cip, div, gy=None):
     ``dx[window] += gy[p, q] / divisor``). Arithmetic in x's dtype.
     """
     N, C, H, W = x.shape
-    P = ref.pool2d_output_size(H, k, stride, pad, 1, ceil_mode)
-    Q = ref.pool2d_output_size(W, k, stride, pad, 1, ceil_mode)
+    P, Q = ref.pool2d_output_hw((H, W), k, stride, pad, 1, ceil_mode)
     out = np.zeros((N, C, P, Q) if gy is None else x.shape, dtype=x.dtype)
     for n in range(N):
         for c in range(C):
@@ -683,8 +699,7 @@ def test_conv2d_property_matches_torch(n, cg, kg, groups, hw, rs, stride, paddin
     torch = pytest.importorskip("torch")
     H, W = hw
     R, S = rs
-    P = ref.conv2d_output_size(H, R, stride[0], 2 * padding[0], dilation[0])
-    Q = ref.conv2d_output_size(W, S, stride[1], 2 * padding[1], dilation[1])
+    P, Q = ref.conv2d_output_hw(hw, rs, stride, padding, dilation)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, cg * groups, H, W))
     w = rng.standard_normal((kg * groups, cg, R, S))
@@ -720,15 +735,8 @@ def test_max_pool2d_property_matches_torch(hw, k, stride, pad_frac, dilation, ce
     x = rng.integers(0, 3, (1, 2, *hw)).astype(np.float32)
     x[rng.random(x.shape) < 0.2] = np.nan
     x[rng.random(x.shape) < 0.2] = -np.inf
-    kw = {
-        "kernel_size": k,
-        "stride": stride,
-        "padding": padding,
-        "dilation": dilation,
-        "ceil_mode": ceil_mode,
-    }
-    P = ref.pool2d_output_size(hw[0], k[0], stride[0], padding[0], dilation[0], ceil_mode)
-    Q = ref.pool2d_output_size(hw[1], k[1], stride[1], padding[1], dilation[1], ceil_mode)
+    kw = _max_pool_kwargs(k, stride, padding, dilation, ceil_mode)
+    P, Q = ref.pool2d_output_hw(hw, k, stride, padding, dilation, ceil_mode)
     if P <= 0 or Q <= 0:
         with pytest.raises(ValueError, match="output size"):
             ref.max_pool2d(x, **kw)

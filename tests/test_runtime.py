@@ -144,14 +144,17 @@ SIGNAL_CHILD = OPS + textwrap.dedent(
 )
 
 
-def _run_child(script: str, *args: str, timeout: float = 600) -> list[dict]:
+def _run_child(script: str, *args: str, timeout: float = 600, **env: str) -> list[dict]:
+    """Run ``python -c script *args`` (environment: :func:`child_env` with ``env``);
+    assert it exits 0 and return its JSON output lines."""
     proc = subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=CHILD_CWD,
-        env=child_env(),
+        env=child_env(**env),
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,
     )
     assert proc.returncode == 0, (
         f"child exited with {proc.returncode} (a negative code is a signal: -11 SIGSEGV)\n"
@@ -435,15 +438,7 @@ def test_import_leaves_the_environment_alone():
         """
     )
     assert _run_child(script) == [{"GOMP_SPINCOUNT": None}]
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=CHILD_CWD,
-        env=child_env(GOMP_SPINCOUNT="5"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert json.loads(proc.stdout) == {"GOMP_SPINCOUNT": "5"}, proc.stderr
+    assert _run_child(script, timeout=120, GOMP_SPINCOUNT="5") == [{"GOMP_SPINCOUNT": "5"}]
 
 
 WORKSPACE_CHILD = textwrap.dedent(
