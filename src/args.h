@@ -1,6 +1,7 @@
 // Argument handling shared by the bindings: arrays taken without silent
-// conversion, strict integer and pair parsing, output allocation, and the
-// translation of a fastconv::Status into a Python exception.
+// conversion, strict integer and pair parsing, and the translation of a
+// fastconv::Status into a Python exception. Outputs are allocated through
+// outputs.h.
 #pragma once
 
 #include <pybind11/numpy.h>
@@ -13,6 +14,7 @@
 
 #include "fastconv/shapes.h"
 #include "fastconv/status.h"
+#include "outputs.h"  // every binding allocates outputs; module.cpp sets their test hooks
 
 namespace fastconv_py {
 
@@ -53,39 +55,11 @@ std::vector<int64_t> shape_arg(py::handle obj, const char* op, const char* name,
 
 // output_mask of a backward op: a tuple or list of exactly 3 bools.
 std::array<bool, 3> mask3_arg(py::handle obj, const char* op);
-// A new float32 output of `shape` when `want` (its data pointer in *data),
-// else None (and *data = nullptr).
-py::object maybe_new_float32(bool want, const std::vector<int64_t>& shape, float** data);
-
-// A new C-contiguous float32 / int64 array of the given shape. Its contents
-// are unspecified (kernels overwrite every element) unless a test has set a
-// fill value with set_output_fill: then float32 outputs start as that value
-// (NaN proves a kernel never reads what it must overwrite) and int64 outputs
-// as -1.
-void set_output_fill(bool enabled, float value);
-// Tests: when guard > 0, every new output is a view into a larger array with
-// `guard` sentinel elements on each side (float32: NaN with payload 0x7fc0dead
-// as bits; int64: 0x5a5a5a5a5a5a5a5a), reachable as the output's .base, so a
-// test can prove that no kernel writes outside its output.
-void set_output_guard(int64_t guard);
-py::array_t<float> new_float32(const std::vector<int64_t>& shape);
-py::array_t<int64_t> new_int64(const std::vector<int64_t>& shape);
 
 // Raises the Python exception matching a failed status.
 void throw_if_error(const fastconv::Status& st);
 
 std::string shape_text(const std::vector<int64_t>& shape);
-
-// A max pool's outputs: y (float32) and, when asked, the indices (int64),
-// both of `shape`; result() is what the Python call returns, y or (y, indices).
-struct PoolOutputs {
-  PoolOutputs(const std::vector<int64_t>& shape, bool want_indices);
-  py::array_t<float> y;
-  py::object indices = py::none();
-  float* y_data = nullptr;
-  int64_t* indices_data = nullptr;  // null when not asked
-  py::object result() const;
-};
 
 // Validated pooling params for input shape x_shape from the Python arguments
 // (pool2d_bindings.cpp); nullptr for the arguments the op does not have.

@@ -103,21 +103,6 @@ py::array avg_pool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
 
 }  // namespace
 
-PoolOutputs::PoolOutputs(const std::vector<int64_t>& shape, bool want_indices)
-    : y(new_float32(shape)) {
-  y_data = y.mutable_data();
-  if (want_indices) {
-    py::array_t<int64_t> a = new_int64(shape);
-    indices_data = a.mutable_data();
-    indices = std::move(a);
-  }
-}
-
-py::object PoolOutputs::result() const {
-  if (indices_data != nullptr) return py::make_tuple(y, indices);
-  return y;
-}
-
 // Declared in args.h: the fused conv2d + max_pool2d binding uses it too.
 Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
                          py::handle stride, py::handle padding, const py::handle* dilation,

@@ -629,7 +629,7 @@ def test_outputs_are_fresh_writable_arrays(entry):
     outs = entry.call(args)
     for o in outs:
         assert o.flags.c_contiguous and o.flags.writeable and o.flags.aligned
-        # Outputs of 256 KiB or more are fastconv's recycled buffers (src/args.cpp,
+        # Outputs of 256 KiB or more are fastconv's recycled buffers (src/outputs.cpp,
         # OutputCache), owned through a capsule instead of by the array itself.
         assert o.flags.owndata or type(o.base).__name__ == "PyCapsule"
         for a in args.values():
