@@ -33,7 +33,7 @@ ArrayIn as_kernel_array(py::handle obj, const char* op, const char* name, int nd
                std::string(py::str(dt)) + " (fastconv never casts silently; use .astype(np." +
                dtype_name + "))");
   }
-  if (arr.ndim() != ndim) {
+  if (ndim != kAnyRank && arr.ndim() != ndim) {
     std::vector<int64_t> shape(arr.shape(), arr.shape() + arr.ndim());
     value_error(std::string(op) + ": " + name + " must be " + std::to_string(ndim) + "-D " +
                 ndim_text + ", got shape " + shape_text(shape));
@@ -57,7 +57,7 @@ ArrayIn as_kernel_array(py::handle obj, const char* op, const char* name, int nd
 }  // namespace
 
 std::string shape_text(const std::vector<int64_t>& shape) {
-  return fastconv::shape_str(shape.data(), static_cast<int>(shape.size()));
+  return fastconv::shape_str(shape);
 }
 
 ArrayIn float32_array(py::handle obj, const char* op, const char* name, int ndim,
