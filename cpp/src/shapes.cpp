@@ -31,21 +31,25 @@ Status check_pair_range(const char* op, const char* name, const int64_t* v, int6
   return Status::Ok();
 }
 
-// OutOfRange unless the n dims of `what` (e.g. "weight (1, 2, 3, 4)") have an
-// element count that fits in int64.
-Status check_count(const char* op, const std::string& what, const int64_t* dims, int n) {
+// Messages are built only when a check fails (a call that passes formats no
+// text): `what()` and `of()` return the words that name the argument.
+
+// OutOfRange unless the n dims have an element count that fits in int64;
+// what() names them, e.g. "weight (1, 2, 3, 4)".
+template <class What>
+Status check_count(const char* op, What what, const int64_t* dims, int n) {
   int64_t count;
   if (checked_product(dims, n, &count)) return Status::Ok();
-  return Status::OutOfRange(std::string(op) + ": " + what +
+  return Status::OutOfRange(std::string(op) + ": " + what() +
                             " has more elements than int64 can count");
 }
 
 // N may be 0; every other dimension of x must be >= 1, and the element count
 // must fit in int64.
 Status check_x_shape(const char* op, const int64_t* x, const char* name = "x") {
-  const std::string what = std::string(name) + " of shape " + shape_str(x, 4);
+  auto what = [&] { return std::string(name) + " of shape " + shape_str(x, 4); };
   if (x[0] < 0 || x[1] < 1 || x[2] < 1 || x[3] < 1) {
-    return Status::InvalidArgument(std::string(op) + ": " + what +
+    return Status::InvalidArgument(std::string(op) + ": " + what() +
                                    " must have C, H, W >= 1 (N may be 0)");
   }
   return check_count(op, what, x, 4);
@@ -57,13 +61,13 @@ void set_input_dims(const int64_t* x, Params* q) {
   q->N = x[0], q->C = x[1], q->H = x[2], q->W = x[3];
 }
 
-// A backward pass's grad_output must be the forward output of y_shape; `of`
-// names the forward inputs ("x (..) and weight (..)").
-Status check_grad_output(const char* op, const int64_t* dy, const int64_t* y,
-                         const std::string& of) {
+// A backward pass's grad_output dy (null in a forward pass) must be the
+// forward output y; of() names the forward inputs ("x (..) and weight (..)").
+template <class Of>
+Status check_grad_output(const char* op, const int64_t* dy, const int64_t* y, Of of) {
   if (dy == nullptr || std::equal(dy, dy + 4, y)) return Status::Ok();
   return Status::InvalidArgument(std::string(op) + ": grad_output has shape " + shape_str(dy, 4) +
-                                 " but the forward output for " + of + " has shape " +
+                                 " but the forward output for " + of() + " has shape " +
                                  shape_str(y, 4));
 }
 
@@ -149,7 +153,7 @@ Status conv2d_make_params(const Conv2dArgs& a, Conv2dParams* p) {
                                    " (C/groups=" + std::to_string(w[1]) + " per group); " +
                                    shapes);
   }
-  FASTCONV_RETURN_IF_ERROR(check_count(op, "weight " + shape_str(w, 4), w, 4));
+  FASTCONV_RETURN_IF_ERROR(check_count(op, [&] { return "weight " + shape_str(w, 4); }, w, 4));
   Conv2dParams q;
   set_input_dims(x, &q);
   q.K = w[0]; q.R = w[2]; q.S = w[3]; q.G = G;
@@ -190,8 +194,9 @@ Status conv2d_make_params(const Conv2dArgs& a, Conv2dParams* p) {
                                    std::to_string(q.K) + ",) for weight " + shape_str(w, 4) +
                                    ", got " + shape_str(&a.bias_len, 1));
   }
-  FASTCONV_RETURN_IF_ERROR(check_grad_output(
-      op, a.dy_shape, y, "x " + shape_str(x, 4) + " and weight " + shape_str(w, 4)));
+  FASTCONV_RETURN_IF_ERROR(check_grad_output(op, a.dy_shape, y, [&] {
+    return "x " + shape_str(x, 4) + " and weight " + shape_str(w, 4);
+  }));
   *p = q;
   return Status::Ok();
 }
@@ -237,9 +242,9 @@ Status pool2d_make_params(const Pool2dArgs& a, Pool2dParams* p) {
                                    pair_str(a.dilation));
   }
   const int64_t y[4] = {q.N, q.C, q.P, q.Q};
-  FASTCONV_RETURN_IF_ERROR(check_count(op, "output " + shape_str(y, 4), y, 4));
-  FASTCONV_RETURN_IF_ERROR(
-      check_grad_output(op, a.dy_shape, y, std::string(a.x_name) + " " + shape_str(x, 4)));
+  FASTCONV_RETURN_IF_ERROR(check_count(op, [&] { return "output " + shape_str(y, 4); }, y, 4));
+  FASTCONV_RETURN_IF_ERROR(check_grad_output(
+      op, a.dy_shape, y, [&] { return std::string(a.x_name) + " " + shape_str(x, 4); }));
   *p = q;
   return Status::Ok();
 }
@@ -257,7 +262,8 @@ Status pool2d_grad_params(const char* op, const int64_t* dy, const int64_t* indi
                                    " does not match input_shape " + shape_str(x, 4) +
                                    " (N and C must agree, P and Q must be >= 1)");
   }
-  FASTCONV_RETURN_IF_ERROR(check_count(op, "grad_output " + shape_str(dy, 4), dy, 4));
+  FASTCONV_RETURN_IF_ERROR(
+      check_count(op, [&] { return "grad_output " + shape_str(dy, 4); }, dy, 4));
   Pool2dParams q;
   set_input_dims(x, &q);
   q.P = dy[2], q.Q = dy[3];
