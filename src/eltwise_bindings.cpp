@@ -7,28 +7,30 @@
 namespace fastconv_py {
 namespace {
 
-int64_t count(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;  // an existing array's size fits in int64
-  return n;
+// Validated params (eltwise_make_params checks the shapes).
+fastconv::EltwiseParams eltwise_params(const char* op, const char* x_name, const ArrayIn& x,
+                                       const char* other_name = nullptr,
+                                       const ArrayIn* other = nullptr) {
+  fastconv::EltwiseParams p;
+  throw_if_error(fastconv::eltwise_make_params(op, x_name, x.shape, other_name,
+                                               other ? &other->shape : nullptr, &p));
+  return p;
 }
 
 py::array relu(py::handle x_obj) {
   const ArrayIn x = float32_array(x_obj, "relu", "x", kAnyRank, "");
-  return float32_result(
-      x.shape, [&](float* y) { return fastconv::relu_forward(y, x.f32(), count(x.shape)); });
+  const fastconv::EltwiseParams p = eltwise_params("relu", "x", x);
+  return float32_result(x.shape,
+                        [&](float* y) { return fastconv::relu_forward(y, x.f32(), p.n); });
 }
 
 py::array relu_backward(py::handle dy_obj, py::handle y_obj) {
   const char* op = "relu_backward";
   const ArrayIn dy = float32_array(dy_obj, op, "grad_output", kAnyRank, "");
   const ArrayIn y = float32_array(y_obj, op, "output", kAnyRank, "");
-  if (dy.shape != y.shape) {
-    throw py::value_error(std::string(op) + ": grad_output " + shape_text(dy.shape) +
-                          " and output " + shape_text(y.shape) + " must have the same shape");
-  }
+  const fastconv::EltwiseParams p = eltwise_params(op, "grad_output", dy, "output", &y);
   return float32_result(y.shape, [&](float* dx) {
-    return fastconv::relu_backward(dx, dy.f32(), y.f32(), count(y.shape));
+    return fastconv::relu_backward(dx, dy.f32(), y.f32(), p.n);
   });
 }
 

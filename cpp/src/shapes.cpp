@@ -316,4 +316,20 @@ Status linear_make_params(const LinearArgs& a, LinearParams* p) {
   return Status::Ok();
 }
 
+Status eltwise_make_params(const char* op, const char* x_name, const std::vector<int64_t>& x,
+                           const char* other_name, const std::vector<int64_t>* other,
+                           EltwiseParams* p) {
+  if (other != nullptr && *other != x) {
+    return Status::InvalidArgument(std::string(op) + ": " + x_name + " " + shape_str(x) +
+                                   " and " + other_name + " " + shape_str(*other) +
+                                   " must have the same shape");
+  }
+  // Existing arrays: the count fits in int64.
+  if (!checked_product(x.data(), static_cast<int>(x.size()), &p->n)) {
+    return Status::OutOfRange(std::string(op) + ": " + x_name + " " + shape_str(x) +
+                              " has more elements than int64 can count");
+  }
+  return Status::Ok();
+}
+
 }  // namespace fastconv

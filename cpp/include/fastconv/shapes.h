@@ -111,6 +111,18 @@ struct LinearArgs {
 
 Status linear_make_params(const LinearArgs& a, LinearParams* p);
 
+// Elementwise ops (relu, relu_backward): inputs of any rank, all of x's
+// shape; n elements each.
+struct EltwiseParams {
+  int64_t n = 0;
+};
+
+// `other` (null for a one-input op) must have x's shape; the names are the
+// arguments' ("grad_output", "output").
+Status eltwise_make_params(const char* op, const char* x_name, const std::vector<int64_t>& x,
+                           const char* other_name, const std::vector<int64_t>* other,
+                           EltwiseParams* p);
+
 // y's shape for x of x_shape (..., I): (..., out_features).
 std::vector<int64_t> linear_output_shape(const std::vector<int64_t>& x_shape,
                                          int64_t out_features);
