@@ -4,14 +4,15 @@
 //   N batch, C input channels, H,W input size, K output channels,
 //   R,S kernel (window) size, P,Q output size, G groups.
 //
-// The *_make_params functions (one per op family: conv2d, pool2d, linear) are
-// the single place where user-supplied shapes and parameters are validated:
-// every argument of a call, bias and grad_output included. The bindings only
-// parse Python objects (dtype, rank) and turn a failed Status into an
-// exception. They use checked 64-bit arithmetic only, so a hostile value
-// (2^62, a 2^24+1 spatial size, products overflowing int64) gives an exact
-// size or a clean error before anything is allocated. Kernels assume params
-// that passed these checks.
+// The *_make_params functions (one per op family: conv2d, pool2d, linear,
+// eltwise) are the single place where user-supplied shapes and parameters
+// are validated: every argument of a call, bias and grad_output included.
+// The bindings only parse Python objects (dtype, rank) and turn a failed
+// Status into an exception (sgemm, the raw GEMM that tests and benchmarks
+// call, checks its operands in its binding). The checks use checked 64-bit
+// arithmetic only, so a hostile value (2^62, a 2^24+1 spatial size, products
+// overflowing int64) gives an exact size or a clean error before anything is
+// allocated. Kernels assume params that passed these checks.
 #pragma once
 
 #include <cstdint>
@@ -111,6 +112,10 @@ struct LinearArgs {
 
 Status linear_make_params(const LinearArgs& a, LinearParams* p);
 
+// y's shape for x of x_shape (..., I): (..., out_features).
+std::vector<int64_t> linear_output_shape(const std::vector<int64_t>& x_shape,
+                                         int64_t out_features);
+
 // Elementwise ops (relu, relu_backward): inputs of any rank, all of x's
 // shape; n elements each.
 struct EltwiseParams {
@@ -122,10 +127,6 @@ struct EltwiseParams {
 Status eltwise_make_params(const char* op, const char* x_name, const std::vector<int64_t>& x,
                            const char* other_name, const std::vector<int64_t>* other,
                            EltwiseParams* p);
-
-// y's shape for x of x_shape (..., I): (..., out_features).
-std::vector<int64_t> linear_output_shape(const std::vector<int64_t>& x_shape,
-                                         int64_t out_features);
 
 // Output size of a convolution along one dimension:
 //   floor((n + pad_total - dilation*(k-1) - 1) / stride) + 1.
