@@ -1,4 +1,5 @@
-// pybind11 glue for conv2d: check, build params, allocate, release the GIL, call.
+// pybind11 glue for conv2d: parse, build params (conv2d_make_params checks
+// them all), allocate, release the GIL, call.
 #include <string>
 
 #include "args.h"
@@ -14,7 +15,9 @@ using fastconv::Conv2dParams;
 // "'auto', 'direct', 'im2col', ..." for messages.
 std::string algo_names() {
   std::string s;
-  for (ConvAlgo a : fastconv::kConvAlgos) s += std::string(s.empty() ? "'" : ", '") + fastconv::conv_algo_name(a) + "'";
+  for (ConvAlgo a : fastconv::kConvAlgos) {
+    s += std::string(s.empty() ? "'" : ", '") + fastconv::conv_algo_name(a) + "'";
+  }
   return s;
 }
 
@@ -32,15 +35,19 @@ ConvAlgo algo_arg(py::handle obj, const char* op) {
   return a;
 }
 
-// Validated params from the shapes of x and weight and the Python arguments.
+// Validated params from the shapes of x and weight (and of bias or
+// grad_output, when given) and the Python arguments.
 Conv2dParams conv_params(const char* op, const ArrayIn& x, const ArrayIn& w, py::handle stride,
-                         py::handle padding, py::handle dilation, py::handle groups) {
+                         py::handle padding, py::handle dilation, py::handle groups,
+                         const ArrayIn* b = nullptr, const ArrayIn* dy = nullptr) {
   Conv2dArgs a;
   a.op = op;
   for (int i = 0; i < 4; ++i) {
     a.x_shape[i] = x.shape[i];
     a.w_shape[i] = w.shape[i];
   }
+  if (b != nullptr && b->data != nullptr) a.bias_len = b->shape[0];
+  if (dy != nullptr) a.dy_shape = dy->shape.data();
   const auto st = pair_arg(stride, op, "stride");
   const auto di = pair_arg(dilation, op, "dilation");
   a.stride[0] = st[0], a.stride[1] = st[1];
@@ -87,12 +94,7 @@ ForwardArgs forward_args(const char* op, py::handle x_obj, py::handle w_obj, py:
   a.x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
   a.w = float32_array(w_obj, op, "weight", 4, "(K, C/groups, R, S)");
   a.b = optional_float32_array(b_obj, op, "bias", 1, "(K,)");
-  a.p = conv_params(op, a.x, a.w, stride, padding, dilation, groups);
-  if (a.b.data != nullptr && a.b.shape[0] != a.p.K) {
-    throw py::value_error(std::string(op) + ": bias must have shape (K,) = (" +
-                          std::to_string(a.p.K) + ",) for weight " + shape_text(a.w.shape) +
-                          ", got " + shape_text(a.b.shape));
-  }
+  a.p = conv_params(op, a.x, a.w, stride, padding, dilation, groups, &a.b);
   a.algo = algo_arg(algo_obj, op);
   a.relu = activation_arg(activation, op);
   return a;
@@ -104,15 +106,9 @@ py::array conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, p
   const ForwardArgs a = forward_args("conv2d", x_obj, w_obj, b_obj, stride, padding, dilation,
                                      groups, algo_obj, activation);
   const Conv2dParams& p = a.p;
-  py::array_t<float> y = new_float32({p.N, p.K, p.P, p.Q});
-  float* yp = y.mutable_data();
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::conv2d_forward(yp, a.x.f32(), a.w.f32(), a.b.f32(), p, a.algo, a.relu);
-  }
-  throw_if_error(st);
-  return std::move(y);
+  return float32_result({p.N, p.K, p.P, p.Q}, [&](float* y) {
+    return fastconv::conv2d_forward(y, a.x.f32(), a.w.f32(), a.b.f32(), p, a.algo, a.relu);
+  });
 }
 
 py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
@@ -122,29 +118,13 @@ py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
   const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, K, P, Q)");
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
   const ArrayIn w = float32_array(w_obj, op, "weight", 4, "(K, C/groups, R, S)");
-  const Conv2dParams p = conv_params(op, x, w, stride, padding, dilation, groups);
-  const std::vector<int64_t> y_shape = {p.N, p.K, p.P, p.Q};
-  if (dy.shape != y_shape) {
-    throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +
-                          " but the forward output for x " + shape_text(x.shape) +
-                          " and weight " + shape_text(w.shape) + " has shape " +
-                          shape_text(y_shape));
-  }
+  const Conv2dParams p = conv_params(op, x, w, stride, padding, dilation, groups, nullptr, &dy);
   const ConvAlgo algo = algo_arg(algo_obj, op);
-  const auto want = mask3_arg(mask_obj, op);
-  float *dxp, *dwp, *dbp;
-  py::object dx = maybe_new_float32(want[0], x.shape, &dxp);
-  py::object dw = maybe_new_float32(want[1], w.shape, &dwp);
-  py::object db = maybe_new_float32(want[2], {p.K}, &dbp);
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    if (dxp) st = fastconv::conv2d_backward_input(dxp, dy.f32(), w.f32(), p, algo);
-    if (st.ok() && dwp) st = fastconv::conv2d_backward_weight(dwp, dy.f32(), x.f32(), p, algo);
-    if (st.ok() && dbp) st = fastconv::conv2d_backward_bias(dbp, dy.f32(), p);
-  }
-  throw_if_error(st);
-  return py::make_tuple(dx, dw, db);
+  return float32_grads(
+      mask3_arg(mask_obj, op), x.shape, w.shape, {p.K},
+      [&](float* dx) { return fastconv::conv2d_backward_input(dx, dy.f32(), w.f32(), p, algo); },
+      [&](float* dw) { return fastconv::conv2d_backward_weight(dw, dy.f32(), x.f32(), p, algo); },
+      [&](float* db) { return fastconv::conv2d_backward_bias(db, dy.f32(), p); });
 }
 
 // max_pool2d(conv2d(x, weight, bias, ...) (relu)): the pooled output, and
@@ -164,13 +144,10 @@ py::object conv2d_max_pool2d(py::handle x_obj, py::handle w_obj, py::handle b_ob
                                                   nullptr, nullptr);
   const PoolOutputs out({pool.N, pool.C, pool.P, pool.Q},
                         bool_arg(return_indices, op, "return_indices"));
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::conv2d_forward_max_pool2d(out.y_data, out.indices_data, a.x.f32(), a.w.f32(),
-                                             a.b.f32(), p, a.algo, a.relu, pool);
-  }
-  throw_if_error(st);
+  call_without_gil([&] {
+    return fastconv::conv2d_forward_max_pool2d(out.y_data, out.indices_data, a.x.f32(),
+                                               a.w.f32(), a.b.f32(), p, a.algo, a.relu, pool);
+  });
   return out.result();
 }
 

@@ -7,49 +7,31 @@
 namespace fastconv_py {
 namespace {
 
-// A float32 array of any rank (0-d included).
-ArrayIn any_float32(py::handle obj, const char* op, const char* name) {
-  if (!py::isinstance<py::array>(obj)) return float32_array(obj, op, name, 1, "");
-  const int ndim = py::reinterpret_borrow<py::array>(obj).ndim();
-  return float32_array(obj, op, name, ndim, "");
-}
-
-int64_t count(const std::vector<int64_t>& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;  // an existing array's size fits in int64
-  return n;
+// Validated params (eltwise_make_params checks the shapes).
+fastconv::EltwiseParams eltwise_params(const char* op, const char* x_name, const ArrayIn& x,
+                                       const char* other_name = nullptr,
+                                       const ArrayIn* other = nullptr) {
+  fastconv::EltwiseParams p;
+  throw_if_error(fastconv::eltwise_make_params(op, x_name, x.shape, other_name,
+                                               other ? &other->shape : nullptr, &p));
+  return p;
 }
 
 py::array relu(py::handle x_obj) {
-  const ArrayIn x = any_float32(x_obj, "relu", "x");
-  py::array_t<float> y = new_float32(x.shape);
-  float* yp = y.mutable_data();
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::relu_forward(yp, x.f32(), count(x.shape));
-  }
-  throw_if_error(st);
-  return std::move(y);
+  const ArrayIn x = float32_array(x_obj, "relu", "x", kAnyRank, "");
+  const fastconv::EltwiseParams p = eltwise_params("relu", "x", x);
+  return float32_result(x.shape,
+                        [&](float* y) { return fastconv::relu_forward(y, x.f32(), p.n); });
 }
 
 py::array relu_backward(py::handle dy_obj, py::handle y_obj) {
   const char* op = "relu_backward";
-  const ArrayIn dy = any_float32(dy_obj, op, "grad_output");
-  const ArrayIn y = any_float32(y_obj, op, "output");
-  if (dy.shape != y.shape) {
-    throw py::value_error(std::string(op) + ": grad_output " + shape_text(dy.shape) +
-                          " and output " + shape_text(y.shape) + " must have the same shape");
-  }
-  py::array_t<float> dx = new_float32(y.shape);
-  float* dxp = dx.mutable_data();
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::relu_backward(dxp, dy.f32(), y.f32(), count(y.shape));
-  }
-  throw_if_error(st);
-  return std::move(dx);
+  const ArrayIn dy = float32_array(dy_obj, op, "grad_output", kAnyRank, "");
+  const ArrayIn y = float32_array(y_obj, op, "output", kAnyRank, "");
+  const fastconv::EltwiseParams p = eltwise_params(op, "grad_output", dy, "output", &y);
+  return float32_result(y.shape, [&](float* dx) {
+    return fastconv::relu_backward(dx, dy.f32(), y.f32(), p.n);
+  });
 }
 
 }  // namespace

@@ -26,86 +26,50 @@ ArrayIn unaliased(ArrayIn in, const py::array& out) {
   return in;
 }
 
+// Validated params of a linear call (linear_make_params checks every shape).
+fastconv::LinearParams linear_params(const char* op, const ArrayIn& x, const ArrayIn& w,
+                                     const ArrayIn* b, const ArrayIn* dy) {
+  fastconv::LinearArgs a;
+  a.op = op;
+  a.x_shape = x.shape;
+  a.w_shape[0] = w.shape[0], a.w_shape[1] = w.shape[1];
+  if (b != nullptr && b->data != nullptr) a.bias_len = b->shape[0];
+  if (dy != nullptr) a.dy_shape = &dy->shape;
+  fastconv::LinearParams p;
+  throw_if_error(fastconv::linear_make_params(a, &p));
+  return p;
+}
+
 // x (..., I), weight (O, I), bias (O,) -> y (..., O).
 py::array linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) {
   const char* op = "linear";
-  if (!py::isinstance<py::array>(x_obj)) float32_array(x_obj, op, "x", 2, "(B, in_features)");
-  const int x_ndim = py::reinterpret_borrow<py::array>(x_obj).ndim();
-  if (x_ndim < 1) {
-    throw py::value_error(std::string(op) + ": x must have at least 1 dimension (..., in_features)");
-  }
-  const ArrayIn x = float32_array(x_obj, op, "x", x_ndim, "(..., in_features)");
+  const ArrayIn x = float32_array(x_obj, op, "x", kAnyRank, "(..., in_features)");
   const ArrayIn w = float32_array(w_obj, op, "weight", 2, "(out_features, in_features)");
   const ArrayIn b = optional_float32_array(b_obj, op, "bias", 1, "(out_features,)");
-  const int64_t in = x.shape.back(), out = w.shape[0];
-  if (w.shape[1] != in) {
-    throw py::value_error(std::string(op) + ": x " + shape_text(x.shape) + " has in_features=" +
-                          std::to_string(in) + " but weight " + shape_text(w.shape) +
-                          " expects " + std::to_string(w.shape[1]));
-  }
-  if (b.data != nullptr && b.shape[0] != out) {
-    throw py::value_error(std::string(op) + ": bias must have shape (out_features,) = (" +
-                          std::to_string(out) + ",), got " + shape_text(b.shape));
-  }
-  int64_t batch = 1;
-  for (int i = 0; i + 1 < x_ndim; ++i) {
-    if (!fastconv::checked_mul(batch, x.shape[i], &batch))
-      throw py::value_error(std::string(op) + ": x " + shape_text(x.shape) + " is too large");
-  }
-  std::vector<int64_t> y_shape(x.shape.begin(), x.shape.end() - 1);
-  y_shape.push_back(out);
-  int64_t y_count;
-  if (!fastconv::checked_product(y_shape.data(), static_cast<int>(y_shape.size()), &y_count))
-    throw py::value_error(std::string(op) + ": output " + shape_text(y_shape) + " is too large");
-  py::array_t<float> y = new_float32(y_shape);
-  float* yp = y.mutable_data();
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::linear_forward(yp, x.f32(), w.f32(), b.f32(), batch, in, out);
-  }
-  throw_if_error(st);
-  return std::move(y);
+  const fastconv::LinearParams p = linear_params(op, x, w, &b, nullptr);
+  return float32_result(fastconv::linear_output_shape(x.shape, p.O), [&](float* y) {
+    return fastconv::linear_forward(y, x.f32(), w.f32(), b.f32(), p.B, p.I, p.O);
+  });
 }
 
-// Gradients of linear: (dx, dw, db) with None where output_mask is off.
+// Gradients of linear: (dx, dw, db) with None where output_mask is off; dy is
+// (..., O) for x (..., I), dx has x's shape.
 py::tuple linear_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
                           py::handle mask_obj) {
   const char* op = "linear_backward";
-  if (!py::isinstance<py::array>(x_obj)) float32_array(x_obj, op, "x", 2, "(B, in_features)");
-  const int x_ndim = py::reinterpret_borrow<py::array>(x_obj).ndim();
-  if (x_ndim < 1) throw py::value_error(std::string(op) + ": x must have at least 1 dimension");
-  const ArrayIn x = float32_array(x_obj, op, "x", x_ndim, "(..., in_features)");
+  const ArrayIn x = float32_array(x_obj, op, "x", kAnyRank, "(..., in_features)");
   const ArrayIn w = float32_array(w_obj, op, "weight", 2, "(out_features, in_features)");
-  const int64_t in = x.shape.back(), out = w.shape[0];
-  if (w.shape[1] != in) {
-    throw py::value_error(std::string(op) + ": x " + shape_text(x.shape) + " has in_features=" +
-                          std::to_string(in) + " but weight " + shape_text(w.shape) +
-                          " expects " + std::to_string(w.shape[1]));
-  }
-  std::vector<int64_t> y_shape(x.shape.begin(), x.shape.end() - 1);
-  y_shape.push_back(out);
-  const ArrayIn dy = float32_array(dy_obj, op, "grad_output", x_ndim, "(..., out_features)");
-  if (dy.shape != y_shape) {
-    throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +
-                          " but the forward output has shape " + shape_text(y_shape));
-  }
-  const auto want = mask3_arg(mask_obj, op);
-  int64_t batch = 1;
-  for (int i = 0; i + 1 < x_ndim; ++i) batch *= x.shape[i];  // x exists: fits in int64
-  float *dxp, *dwp, *dbp;
-  py::object dx = maybe_new_float32(want[0], x.shape, &dxp);
-  py::object dw = maybe_new_float32(want[1], w.shape, &dwp);
-  py::object db = maybe_new_float32(want[2], {out}, &dbp);
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    if (dxp) st = fastconv::linear_backward_input(dxp, dy.f32(), w.f32(), batch, in, out);
-    if (st.ok() && dwp) st = fastconv::linear_backward_weight(dwp, dy.f32(), x.f32(), batch, in, out);
-    if (st.ok() && dbp) st = fastconv::linear_backward_bias(dbp, dy.f32(), batch, out);
-  }
-  throw_if_error(st);
-  return py::make_tuple(dx, dw, db);
+  const ArrayIn dy = float32_array(dy_obj, op, "grad_output", kAnyRank, "(..., out_features)");
+  const fastconv::LinearParams p = linear_params(op, x, w, nullptr, &dy);
+  return float32_grads(
+      mask3_arg(mask_obj, op), x.shape, w.shape, {p.O},
+      [&](float* dx) {
+        return fastconv::linear_backward_input(dx, dy.f32(), w.f32(), p.B, p.I, p.O);
+      },
+      [&](float* dw) {
+        return fastconv::linear_backward_weight(dw, dy.f32(), x.f32(), p.B, p.I, p.O);
+      },
+      [&](float* db) { return fastconv::linear_backward_bias(db, dy.f32(), p.B, p.O); });
 }
 
 // Returns alpha * op(a) @ op(b) + beta * c. The result is a new array (c is
@@ -136,7 +100,8 @@ py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alph
                     (c.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_) &&
                     c.dtype().byteorder() != '>';
     if (!ok) {
-      throw py::value_error(std::string(op) + ": out must be a writable C-contiguous array of shape " +
+      throw py::value_error(std::string(op) +
+                            ": out must be a writable C-contiguous array of shape " +
                             shape_text({M, N}));
     }
   }
@@ -156,14 +121,11 @@ py::array sgemm(py::handle a_obj, py::handle b_obj, py::handle c_obj, float alph
   } else if (beta != 0.0f && out_obj.is_none()) {
     throw py::value_error(std::string(op) + ": beta != 0 needs c");
   }
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::sgemm(trans_a ? Trans::kYes : Trans::kNo, trans_b ? Trans::kYes : Trans::kNo,
-                         M, N, K, alpha, a.f32(), a.shape[1] > 0 ? a.shape[1] : 1, b.f32(),
-                         b.shape[1] > 0 ? b.shape[1] : 1, beta, cp, N > 0 ? N : 1);
-  }
-  throw_if_error(st);
+  call_without_gil([&] {
+    return fastconv::sgemm(trans_a ? Trans::kYes : Trans::kNo, trans_b ? Trans::kYes : Trans::kNo,
+                           M, N, K, alpha, a.f32(), a.shape[1] > 0 ? a.shape[1] : 1, b.f32(),
+                           b.shape[1] > 0 ? b.shape[1] : 1, beta, cp, N > 0 ? N : 1);
+  });
   return std::move(c);
 }
 
@@ -175,7 +137,8 @@ void bind_gemm(py::module_& m) {
         py::arg("weight"), py::arg("output_mask"));
   m.def("fma_peak_gflops", [](int threads, double seconds) {
     if (threads < 1 || threads > 4096)
-      throw py::value_error("fma_peak_gflops: threads must be in [1, 4096], got " + std::to_string(threads));
+      throw py::value_error("fma_peak_gflops: threads must be in [1, 4096], got " +
+                            std::to_string(threads));
     if (!(seconds > 0.0 && seconds <= 60.0))  // also refuses NaN
       throw py::value_error("fma_peak_gflops: seconds must be in (0, 60], got " +
                             std::string(py::repr(py::float_(seconds))));

@@ -27,12 +27,8 @@ py::object max_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle st
   const Pool2dParams p =
       pool_params(op, x.shape, kernel, stride, padding, &dilation, ceil_mode, nullptr, nullptr);
   const PoolOutputs out({p.N, p.C, p.P, p.Q}, bool_arg(return_indices, op, "return_indices"));
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::max_pool2d_forward(out.y_data, out.indices_data, x.f32(), p);
-  }
-  throw_if_error(st);
+  call_without_gil(
+      [&] { return fastconv::max_pool2d_forward(out.y_data, out.indices_data, x.f32(), p); });
   return out.result();
 }
 
@@ -41,21 +37,12 @@ py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, py::handle 
   const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, C, P, Q)");
   const ArrayIn idx = int64_array(idx_obj, op, "indices", 4, "(N, C, P, Q)");
   const std::vector<int64_t> x_shape = shape_arg(shape_obj, op, "input_shape", 4);
-  if (idx.shape != dy.shape) {
-    throw py::value_error(std::string(op) + ": indices " + shape_text(idx.shape) +
-                          " and grad_output " + shape_text(dy.shape) + " must have the same shape");
-  }
   Pool2dParams p;
-  throw_if_error(fastconv::pool2d_grad_params(op, dy.shape.data(), x_shape.data(), &p));
-  py::array_t<float> dx = new_float32(x_shape);
-  float* dxp = dx.mutable_data();
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::max_pool2d_backward(dxp, dy.f32(), idx.i64(), p);
-  }
-  throw_if_error(st);
-  return std::move(dx);
+  throw_if_error(
+      fastconv::pool2d_grad_params(op, dy.shape.data(), idx.shape.data(), x_shape.data(), &p));
+  return float32_result(x_shape, [&](float* dx) {
+    return fastconv::max_pool2d_backward(dx, dy.f32(), idx.i64(), p);
+  });
 }
 
 py::array avg_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle stride,
@@ -65,15 +52,8 @@ py::array avg_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle str
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
   const Pool2dParams p = pool_params(op, x.shape, kernel, stride, padding, nullptr, ceil_mode,
                                      &count_include_pad, &divisor_override);
-  py::array_t<float> y = new_float32({p.N, p.C, p.P, p.Q});
-  float* yp = y.mutable_data();
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::avg_pool2d_forward(yp, x.f32(), p);
-  }
-  throw_if_error(st);
-  return std::move(y);
+  return float32_result({p.N, p.C, p.P, p.Q},
+                        [&](float* y) { return fastconv::avg_pool2d_forward(y, x.f32(), p); });
 }
 
 py::array avg_pool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handle kernel,
@@ -83,46 +63,19 @@ py::array avg_pool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
   const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, C, P, Q)");
   const std::vector<int64_t> x_shape = shape_arg(shape_obj, op, "input_shape", 4);
   const Pool2dParams p = pool_params(op, x_shape, kernel, stride, padding, nullptr, ceil_mode,
-                                     &count_include_pad, &divisor_override);
-  const std::vector<int64_t> y_shape = {p.N, p.C, p.P, p.Q};
-  if (dy.shape != y_shape) {
-    throw py::value_error(std::string(op) + ": grad_output has shape " + shape_text(dy.shape) +
-                          " but the forward output for input_shape " + shape_text(x_shape) +
-                          " has shape " + shape_text(y_shape));
-  }
-  py::array_t<float> dx = new_float32(x_shape);
-  float* dxp = dx.mutable_data();
-  fastconv::Status st;
-  {
-    py::gil_scoped_release release;
-    st = fastconv::avg_pool2d_backward(dxp, dy.f32(), p);
-  }
-  throw_if_error(st);
-  return std::move(dx);
+                                     &count_include_pad, &divisor_override, &dy.shape);
+  return float32_result(x_shape,
+                        [&](float* dx) { return fastconv::avg_pool2d_backward(dx, dy.f32(), p); });
 }
 
 }  // namespace
-
-PoolOutputs::PoolOutputs(const std::vector<int64_t>& shape, bool want_indices)
-    : y(new_float32(shape)) {
-  y_data = y.mutable_data();
-  if (want_indices) {
-    py::array_t<int64_t> a = new_int64(shape);
-    indices_data = a.mutable_data();
-    indices = std::move(a);
-  }
-}
-
-py::object PoolOutputs::result() const {
-  if (indices_data != nullptr) return py::make_tuple(y, indices);
-  return y;
-}
 
 // Declared in args.h: the fused conv2d + max_pool2d binding uses it too.
 Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
                          py::handle stride, py::handle padding, const py::handle* dilation,
                          py::handle ceil_mode, const py::handle* count_include_pad,
-                         const py::handle* divisor_override) {
+                         const py::handle* divisor_override,
+                         const std::vector<int64_t>* dy_shape) {
   Pool2dArgs a;
   a.op = op;
   a.x_name = std::string(op).find("backward") != std::string::npos ? "input_shape" : "x";
@@ -138,11 +91,14 @@ Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py
     a.dilation[i] = d[i];
   }
   a.ceil_mode = bool_arg(ceil_mode, op, "ceil_mode");
-  if (count_include_pad) a.count_include_pad = bool_arg(*count_include_pad, op, "count_include_pad");
-  if (divisor_override && !divisor_override->is_none()) {
-    a.divisor_override = int_arg(*divisor_override, op, "divisor_override");
-    if (a.divisor_override == 0) throw py::value_error(std::string(op) + ": divisor_override must not be 0");
+  if (count_include_pad) {
+    a.count_include_pad = bool_arg(*count_include_pad, op, "count_include_pad");
   }
+  if (divisor_override && !divisor_override->is_none()) {
+    a.has_divisor_override = true;
+    a.divisor_override = int_arg(*divisor_override, op, "divisor_override");
+  }
+  if (dy_shape != nullptr) a.dy_shape = dy_shape->data();
   Pool2dParams p;
   throw_if_error(fastconv::pool2d_make_params(a, &p));
   return p;

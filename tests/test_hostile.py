@@ -629,7 +629,7 @@ def test_outputs_are_fresh_writable_arrays(entry):
     outs = entry.call(args)
     for o in outs:
         assert o.flags.c_contiguous and o.flags.writeable and o.flags.aligned
-        # Outputs of 256 KiB or more are fastconv's recycled buffers (src/args.cpp,
+        # Outputs of 256 KiB or more are fastconv's recycled buffers (src/outputs.cpp,
         # OutputCache), owned through a capsule instead of by the array itself.
         assert o.flags.owndata or type(o.base).__name__ == "PyCapsule"
         for a in args.values():
@@ -1410,33 +1410,24 @@ def test_bigmem_conv_input_beyond_2_pow_31(algo):
 # ===========================================================================
 
 
-@pytest.mark.parametrize("entry", entries("conv2d_backward"), ids=str)
+# The forward output a grad_output must match, as each backward entry names it.
+GRAD_OUTPUT_FORWARD = {
+    "conv2d_backward": r"x \(2, 3, 6, 7\) and weight \(4, 3, 3, 2\) has shape \(2, 4, 3, 6\)",
+    "avg_pool2d_backward": r"input_shape \(2, 3, 7, 8\) has shape \(2, 3, 4, 5\)",
+}
+
+
+@pytest.mark.parametrize("entry", entries(*GRAD_OUTPUT_FORWARD), ids=str)
 @pytest.mark.parametrize("dim", range(4))
 @pytest.mark.parametrize("delta", [-1, 1])
-def test_conv_backward_grad_output_wrong_shape(entry, dim, delta):
+def test_backward_grad_output_wrong_shape(entry, dim, delta):
     a = entry.make()
-    shape = list(a["grad_output"].shape)  # (2, 4, 3, 6)
+    shape = list(a["grad_output"].shape)
     shape[dim] += delta
     a["grad_output"] = _f32("dy", *shape)
     msg = (
-        rf"^conv2d_backward: grad_output has shape {re.escape(str(tuple(shape)))} but the forward "
-        r"output for x \(2, 3, 6, 7\) and weight \(4, 3, 3, 2\) has shape \(2, 4, 3, 6\)$"
-    )
-    with pytest.raises(ValueError, match=msg):
-        entry.call(a)
-
-
-@pytest.mark.parametrize("dim", range(4))
-@pytest.mark.parametrize("delta", [-1, 1])
-def test_avg_pool_backward_grad_output_wrong_shape(dim, delta):
-    entry = BY_NAME["avg_pool2d_backward"]
-    a = entry.make()
-    shape = list(a["grad_output"].shape)  # (2, 3, 4, 5)
-    shape[dim] += delta
-    a["grad_output"] = _f32("dy", *shape)
-    msg = (
-        rf"^avg_pool2d_backward: grad_output has shape {re.escape(str(tuple(shape)))} but the "
-        r"forward output for input_shape \(2, 3, 7, 8\) has shape \(2, 3, 4, 5\)$"
+        rf"^{entry.family}: grad_output has shape {re.escape(str(tuple(shape)))} but the forward "
+        rf"output for {GRAD_OUTPUT_FORWARD[entry.family]}$"
     )
     with pytest.raises(ValueError, match=msg):
         entry.call(a)

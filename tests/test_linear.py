@@ -13,6 +13,7 @@ from cases import rng_for
 from test_conv2d import assert_within_rounding
 
 import fastconv
+from fastconv import _core
 from fastconv import reference as ref
 
 
@@ -118,3 +119,22 @@ def test_linear_errors():
         fastconv.linear(x, w, np.zeros(4, np.float16))
     with pytest.raises(TypeError, match=r"x must be a numpy\.ndarray of float32, got list"):
         fastconv.linear(x.tolist(), w)
+
+
+@pytest.mark.parametrize("lead", [(), (6,), (2, 3), (2, 1, 3)], ids=str)
+def test_core_linear_backward_takes_the_leading_dims_of_linear(lead):
+    """_core.linear_backward accepts dy (..., out) and x (..., in) with the leading
+    dimensions _core.linear accepts (none for 1-D x), returns dx shaped like x, and
+    gives bitwise the gradients of the flattened 2-D call: callers need not reshape."""
+    x, w, dy = _f32("bx", *lead, 5), _f32("bw", 4, 5), _f32("bdy", *lead, 4)
+    assert _core.linear(x, w, None).shape == dy.shape
+    dx, dw, db = _core.linear_backward(dy, x, w, (True, True, True))
+    assert dx.shape == x.shape and dw.shape == w.shape and db.shape == (4,)
+    want = _core.linear_backward(dy.reshape(-1, 4), x.reshape(-1, 5), w, (True, True, True))
+    for got, ref2, name in zip((dx, dw, db), want, ("dx", "dw", "db")):
+        np.testing.assert_array_equal(got.reshape(ref2.shape), ref2, err_msg=name)
+    with pytest.raises(ValueError, match=r"^linear_backward: grad_output has shape"):
+        _core.linear_backward(dy[..., :3], x, w, (True, True, True))
+    if lead:
+        with pytest.raises(ValueError, match=r"^linear_backward: grad_output has shape"):
+            _core.linear_backward(dy.reshape(-1), x, w, (True, True, True))

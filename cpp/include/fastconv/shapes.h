@@ -4,15 +4,20 @@
 //   N batch, C input channels, H,W input size, K output channels,
 //   R,S kernel (window) size, P,Q output size, G groups.
 //
-// The *_make_params functions are the single place where user-supplied shapes
-// and parameters are validated. They use checked 64-bit arithmetic only, so a
-// hostile value (2^62, a 2^24+1 spatial size, products overflowing int64) gives
-// an exact size or a clean error before anything is allocated. Kernels assume
-// params that passed these checks.
+// The *_make_params functions (one per op family: conv2d, pool2d, linear,
+// eltwise) are the single place where user-supplied shapes and parameters
+// are validated: every argument of a call, bias and grad_output included.
+// The bindings only parse Python objects (dtype, rank) and turn a failed
+// Status into an exception (sgemm, the raw GEMM that tests and benchmarks
+// call, checks its operands in its binding). The checks use checked 64-bit
+// arithmetic only, so a hostile value (2^62, a 2^24+1 spatial size, products
+// overflowing int64) gives an exact size or a clean error before anything is
+// allocated. Kernels assume params that passed these checks.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "fastconv/status.h"
 
@@ -48,6 +53,8 @@ struct Conv2dArgs {
   int64_t padding[2] = {0, 0};    // symmetric (h, w); ignored when padding_same
   bool padding_same = false;      // output size ceil(n / stride)
   int64_t groups = 1;
+  int64_t bias_len = -1;          // the length of a 1-D bias; -1: no bias
+  const int64_t* dy_shape = nullptr;  // backward: grad_output's 4 dims, must be (N,K,P,Q)
 };
 
 // Validates `a` and fills `p` (including P, Q and the resolved padding).
@@ -75,10 +82,51 @@ struct Pool2dArgs {
   int64_t dilation[2] = {1, 1};
   bool ceil_mode = false;
   bool count_include_pad = true;
+  bool has_divisor_override = false;  // given (not None): must not be 0
   int64_t divisor_override = 0;
+  const int64_t* dy_shape = nullptr;  // backward: grad_output's 4 dims, must be (N,C,P,Q)
 };
 
 Status pool2d_make_params(const Pool2dArgs& a, Pool2dParams* p);
+
+// Params of a pooling backward pass that is given the input shape and the
+// gradient's shape (max_pool2d_backward needs no window geometry: its indices
+// say where each gradient goes). Checks that indices and grad_output have the
+// same shape, that N and C agree with x and that the sizes fit in int64.
+Status pool2d_grad_params(const char* op, const int64_t* dy_shape, const int64_t* indices_shape,
+                          const int64_t* x_shape, Pool2dParams* p);
+
+// x is (..., I), w is (O, I), b is (O,), y is (..., O): the leading
+// dimensions of x (none for a 1-D x) are one batch of B rows.
+struct LinearParams {
+  int64_t B = 0, I = 0, O = 0;
+};
+
+struct LinearArgs {
+  const char* op = "linear";
+  std::vector<int64_t> x_shape;         // (..., I), at least 1 dimension
+  int64_t w_shape[2] = {0, 0};          // (O, I)
+  int64_t bias_len = -1;                // the length of a 1-D bias; -1: no bias
+  const std::vector<int64_t>* dy_shape = nullptr;  // backward: grad_output, must be (..., O)
+};
+
+Status linear_make_params(const LinearArgs& a, LinearParams* p);
+
+// y's shape for x of x_shape (..., I): (..., out_features).
+std::vector<int64_t> linear_output_shape(const std::vector<int64_t>& x_shape,
+                                         int64_t out_features);
+
+// Elementwise ops (relu, relu_backward): inputs of any rank, all of x's
+// shape; n elements each.
+struct EltwiseParams {
+  int64_t n = 0;
+};
+
+// `other` (null for a one-input op) must have x's shape; the names are the
+// arguments' ("grad_output", "output").
+Status eltwise_make_params(const char* op, const char* x_name, const std::vector<int64_t>& x,
+                           const char* other_name, const std::vector<int64_t>* other,
+                           EltwiseParams* p);
 
 // Output size of a convolution along one dimension:
 //   floor((n + pad_total - dilation*(k-1) - 1) / stride) + 1.
@@ -109,16 +157,6 @@ inline bool checked_add(int64_t a, int64_t b, int64_t* out) {
 bool checked_product(const int64_t* v, int n, int64_t* out);
 
 std::string shape_str(const int64_t* v, int n);  // "(2, 3, 4, 5)"
-
-}  // namespace fastconv
-
-namespace fastconv {
-
-// Params of a pooling backward pass that is given the input shape and the
-// gradient's shape (max_pool2d_backward needs no window geometry: its indices
-// say where each gradient goes). Checks that N and C agree and that the sizes
-// fit in int64.
-Status pool2d_grad_params(const char* op, const int64_t* dy_shape, const int64_t* x_shape,
-                          Pool2dParams* p);
+std::string shape_str(const std::vector<int64_t>& v);
 
 }  // namespace fastconv

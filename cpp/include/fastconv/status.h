@@ -1,6 +1,6 @@
 // Status: how every C++ entry point reports failure. No exceptions cross the
 // library boundary (and none may leave an OpenMP region); the bindings turn a
-// Status into the matching Python exception.
+// Status into the Python exception named below (src/args.cpp, throw_if_error).
 #pragma once
 
 #include <string>
@@ -11,7 +11,7 @@ namespace fastconv {
 enum class StatusCode {
   kOk = 0,
   kInvalidArgument,  // ValueError: a shape or parameter is wrong
-  kOutOfRange,       // OverflowError/ValueError: a size does not fit in int64
+  kOutOfRange,       // ValueError: a size does not fit in int64
   kOutOfMemory,      // MemoryError: a workspace allocation failed
   kInterrupted,      // KeyboardInterrupt: the caller asked to stop
   kUnsupported,      // RuntimeError: e.g. a forced ISA the CPU lacks
@@ -21,7 +21,9 @@ class Status {
  public:
   Status() = default;
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status OutOfRange(std::string m) { return {StatusCode::kOutOfRange, std::move(m)}; }
   static Status OutOfMemory(std::string m) { return {StatusCode::kOutOfMemory, std::move(m)}; }
   static Status Interrupted() { return {StatusCode::kInterrupted, "interrupted"}; }
