@@ -2,7 +2,9 @@
 #include <string>
 
 #include "args.h"
+#include "fastconv/fma_peak.h"
 #include "fastconv/gemm.h"
+#include "fastconv/linear.h"
 #include "fastconv/shapes.h"
 
 namespace fastconv_py {
@@ -48,7 +50,7 @@ py::array linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) {
   const ArrayIn b = optional_float32_array(b_obj, op, "bias", 1, "(out_features,)");
   const fastconv::LinearParams p = linear_params(op, x, w, &b, nullptr);
   return float32_result(fastconv::linear_output_shape(x.shape, p.O), [&](float* y) {
-    return fastconv::linear_forward(y, x.f32(), w.f32(), b.f32(), p.B, p.I, p.O);
+    return fastconv::linear_forward(y, x.f32(), w.f32(), b.f32(), p);
   });
 }
 
@@ -64,12 +66,12 @@ py::tuple linear_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
   return float32_grads(
       mask3_arg(mask_obj, op), x.shape, w.shape, {p.O},
       [&](float* dx) {
-        return fastconv::linear_backward_input(dx, dy.f32(), w.f32(), p.B, p.I, p.O);
+        return fastconv::linear_backward_input(dx, dy.f32(), w.f32(), p);
       },
       [&](float* dw) {
-        return fastconv::linear_backward_weight(dw, dy.f32(), x.f32(), p.B, p.I, p.O);
+        return fastconv::linear_backward_weight(dw, dy.f32(), x.f32(), p);
       },
-      [&](float* db) { return fastconv::linear_backward_bias(db, dy.f32(), p.B, p.O); });
+      [&](float* db) { return fastconv::linear_backward_bias(db, dy.f32(), p); });
 }
 
 // Returns alpha * op(a) @ op(b) + beta * c. The result is a new array (c is

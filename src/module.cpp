@@ -11,6 +11,7 @@
 #include "fastconv/gemm.h"
 #include "fastconv/kernel_names.h"
 #include "fastconv/threading.h"
+#include "outputs.h"
 
 #ifndef FASTCONV_VERSION
 #define FASTCONV_VERSION "0+unknown"
@@ -153,7 +154,7 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("ms"), "Tests: poll for signals every ms milliseconds during an op (default 20).");
 
   m.def("_set_output_guard", [](int64_t guard) { set_output_guard(guard); }, py::arg("guard"),
-        "Tests: place every new output inside guard sentinels (0: off); see args.h.");
+        "Tests: place every new output inside guard sentinels (0: off); see outputs.h.");
 
   bind_conv2d(m);
   bind_pool2d(m);

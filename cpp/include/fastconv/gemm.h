@@ -16,10 +16,6 @@
 #include <functional>
 
 #include "fastconv/status.h"
-// Until src/gemm_bindings.cpp includes them itself: the linear ops and the
-// FMA peak probe used to be declared here.
-#include "fastconv/fma_peak.h"
-#include "fastconv/linear.h"
 
 namespace fastconv {
 
