@@ -9,16 +9,35 @@ from the package.
 
 from __future__ import annotations
 
-from fastconv import _shapes
-from fastconv._shapes import *  # SUITES, ConvShape, ... as the package defines them
-from fastconv._shapes import ConvShape, LinearShape, PoolShape
+from fastconv._shapes import (
+    SUITES,
+    ConvShape,
+    LayerShape,
+    LinearShape,
+    PoolShape,
+    all_shapes,
+    get_shape,
+    suite,
+)
 
-__all__ = _shapes.__all__ + ["CONV_SHAPES", "LINEAR_SHAPES", "POOL_SHAPES"]
+__all__ = [
+    "CONV_SHAPES",
+    "LINEAR_SHAPES",
+    "POOL_SHAPES",
+    "SUITES",
+    "ConvShape",
+    "LayerShape",
+    "LinearShape",
+    "PoolShape",
+    "all_shapes",
+    "get_shape",
+    "suite",
+]
 
 
 def _of_kind(cls: type) -> tuple:
     """Every layer of every suite that is a ``cls``, suites in ``SUITES`` order."""
-    return tuple(s for layers in _shapes.SUITES.values() for s in layers if isinstance(s, cls))
+    return tuple(s for layers in SUITES.values() for s in layers if isinstance(s, cls))
 
 
 #: Every convolution layer of every suite.

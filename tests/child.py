@@ -10,6 +10,7 @@ the package where this process found it.
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 
 import fastconv
@@ -24,3 +25,18 @@ def child_env(**overrides: str) -> dict:
     env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     env.update(overrides)
     return env
+
+
+def run_child(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` as a child process outside the source tree (environment:
+    :func:`child_env` with ``env``) and capture its text output; the caller
+    checks the exit code."""
+    return subprocess.run(
+        cmd,
+        cwd=CHILD_CWD,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

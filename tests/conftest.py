@@ -29,11 +29,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
-from child import CHILD_CWD, child_env
+from child import run_child
 from hypothesis import HealthCheck, settings
 
 from fastconv import _core
@@ -161,16 +160,7 @@ def pytest_pyfunc_call(pyfuncitem):
     seed = pyfuncitem.config.getoption("hypothesis_seed", None)
     if seed is not None:
         cmd.append(f"--hypothesis-seed={seed}")
-    env = child_env(**{_CHILD_ENV: "1"})
-    r = subprocess.run(
-        cmd,
-        cwd=CHILD_CWD,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    r = run_child(cmd, 600, **{_CHILD_ENV: "1"})
     if r.returncode != 0:
         crashed = r.returncode < 0 or "Fatal Python error" in r.stderr
         pytest.fail(

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cases import rng_for
-from child import CHILD_CWD, child_env
+from child import CHILD_CWD, child_env, run_child
 from conftest import SANITIZED
 
 import fastconv
@@ -89,18 +89,7 @@ def _ops(scale: int = 1, only: str | None = None) -> dict:
     return {k: v for k, v in ops.items() if only is None or k == only}
 
 
-def _run(cmd: list[str], timeout: float, **env: str) -> subprocess.CompletedProcess:
-    """Run ``cmd`` as a child process (environment: :func:`child_env` with ``env``)
-    and capture its text output; the caller checks the exit code."""
-    return subprocess.run(
-        cmd,
-        cwd=CHILD_CWD,
-        env=child_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+_run = run_child
 
 
 def _digest(outputs) -> str:
@@ -498,7 +487,11 @@ def test_import_on_a_cpu_without_avx512():
         "print(fastconv.conv2d(np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32)).sum())"
     )
     r = _run(["valgrind", "--tool=none", "--error-exitcode=0", sys.executable, "-c", code], 300)
-    where = [l for l in r.stderr.splitlines() if "unhandled instruction" in l or " at 0x" in l]
+    where = [
+        line
+        for line in r.stderr.splitlines()
+        if "unhandled instruction" in line or " at 0x" in line
+    ]
     assert r.returncode == 0, (
         f"fastconv dies on a CPU without AVX-512 (exit {r.returncode}): " + " | ".join(where[:3])
     )

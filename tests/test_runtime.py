@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import json
 import platform
-import subprocess
 import sys
 import textwrap
 
 import pytest
-from child import CHILD_CWD, child_env
+from child import run_child
 from conftest import SANITIZED
 
 # The ops of the child scripts: OUTER and NESTED map names to zero-argument
@@ -147,15 +146,7 @@ SIGNAL_CHILD = OPS + textwrap.dedent(
 def _run_child(script: str, *args: str, timeout: float = 600, **env: str) -> list[dict]:
     """Run ``python -c script *args`` (environment: :func:`child_env` with ``env``);
     assert it exits 0 and return its JSON output lines."""
-    proc = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=CHILD_CWD,
-        env=child_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    proc = run_child([sys.executable, "-c", script, *args], timeout, **env)
     assert proc.returncode == 0, (
         f"child exited with {proc.returncode} (a negative code is a signal: -11 SIGSEGV)\n"
         f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
