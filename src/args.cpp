@@ -43,9 +43,8 @@ ArrayIn as_kernel_array(py::handle obj, const char* op, const char* name, int nd
                   (flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) && is_native_order(dt);
   if (!ok) {
     // A fresh copy is always C-contiguous, aligned and in native byte order.
-    arr = py::module_::import("numpy").attr("array")(arr, py::arg("dtype") = dtype_name,
-                                                      py::arg("order") = "C",
-                                                      py::arg("copy") = true);
+    arr = py::module_::import("numpy").attr("array")(
+        arr, py::arg("dtype") = dtype_name, py::arg("order") = "C", py::arg("copy") = true);
   }
   ArrayIn in;
   in.shape.assign(arr.shape(), arr.shape() + arr.ndim());
@@ -56,9 +55,7 @@ ArrayIn as_kernel_array(py::handle obj, const char* op, const char* name, int nd
 
 }  // namespace
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  return fastconv::shape_str(shape);
-}
+std::string shape_text(const std::vector<int64_t>& shape) { return fastconv::shape_str(shape); }
 
 ArrayIn float32_array(py::handle obj, const char* op, const char* name, int ndim,
                       const char* ndim_text) {
@@ -77,10 +74,10 @@ ArrayIn int64_array(py::handle obj, const char* op, const char* name, int ndim,
 }
 
 int64_t int_arg(py::handle obj, const char* op, const char* name) {
-  const bool is_bool = PyBool_Check(obj.ptr()) ||
-                       py::isinstance(obj, py::module_::import("numpy").attr("bool_"));
-  const bool is_int = PyLong_Check(obj.ptr()) ||
-                      py::isinstance(obj, py::module_::import("numpy").attr("integer"));
+  const bool is_bool =
+      PyBool_Check(obj.ptr()) || py::isinstance(obj, py::module_::import("numpy").attr("bool_"));
+  const bool is_int =
+      PyLong_Check(obj.ptr()) || py::isinstance(obj, py::module_::import("numpy").attr("integer"));
   if (is_bool || !is_int) {
     type_error(std::string(op) + ": " + name + " must be an int, got " + type_name(obj) + " " +
                std::string(py::repr(obj)));

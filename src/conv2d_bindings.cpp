@@ -8,9 +8,9 @@
 namespace fastconv_py {
 namespace {
 
-using fastconv::ConvAlgo;
 using fastconv::Conv2dArgs;
 using fastconv::Conv2dParams;
+using fastconv::ConvAlgo;
 
 // "'auto', 'direct', 'im2col', ..." for messages.
 std::string algo_names() {
@@ -111,9 +111,9 @@ py::array conv2d_forward(py::handle x_obj, py::handle w_obj, py::handle b_obj, p
   });
 }
 
-py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
-                          py::handle stride, py::handle padding, py::handle dilation,
-                          py::handle groups, py::handle algo_obj, py::handle mask_obj) {
+py::tuple conv2d_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj, py::handle stride,
+                          py::handle padding, py::handle dilation, py::handle groups,
+                          py::handle algo_obj, py::handle mask_obj) {
   const char* op = "conv2d_backward";
   const ArrayIn dy = float32_array(dy_obj, op, "grad_output", 4, "(N, K, P, Q)");
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
@@ -139,14 +139,14 @@ py::object conv2d_max_pool2d(py::handle x_obj, py::handle w_obj, py::handle b_ob
   const ForwardArgs a = forward_args(op, x_obj, w_obj, b_obj, stride, padding, dilation, groups,
                                      algo_obj, activation);
   const Conv2dParams& p = a.p;
-  const fastconv::Pool2dParams pool = pool_params(op, {p.N, p.K, p.P, p.Q}, kernel, pool_stride,
-                                                  pool_padding, &pool_dilation, ceil_mode,
-                                                  nullptr, nullptr);
+  const fastconv::Pool2dParams pool =
+      pool_params(op, {p.N, p.K, p.P, p.Q}, kernel, pool_stride, pool_padding, &pool_dilation,
+                  ceil_mode, nullptr, nullptr);
   const PoolOutputs out({pool.N, pool.C, pool.P, pool.Q},
                         bool_arg(return_indices, op, "return_indices"));
   call_without_gil([&] {
-    return fastconv::conv2d_forward_max_pool2d(out.y_data, out.indices_data, a.x.f32(),
-                                               a.w.f32(), a.b.f32(), p, a.algo, a.relu, pool);
+    return fastconv::conv2d_forward_max_pool2d(out.y_data, out.indices_data, a.x.f32(), a.w.f32(),
+                                               a.b.f32(), p, a.algo, a.relu, pool);
   });
   return out.result();
 }
@@ -164,8 +164,10 @@ std::string conv2d_choose_algo(const std::string& pass, py::handle x_shape, py::
   } else if (pass == "backward_weight") {
     cp = fastconv::ConvPass::kBackwardWeight;
   } else {
-    throw py::value_error(std::string(op) + ": pass must be 'forward', 'backward_input' or "
-                          "'backward_weight', got '" + pass + "'");
+    throw py::value_error(std::string(op) +
+                          ": pass must be 'forward', 'backward_input' or "
+                          "'backward_weight', got '" +
+                          pass + "'");
   }
   ArrayIn x, w;
   x.shape = shape_arg(x_shape, op, "x_shape", 4);
@@ -177,22 +179,25 @@ std::string conv2d_choose_algo(const std::string& pass, py::handle x_shape, py::
 }  // namespace
 
 void bind_conv2d(py::module_& m) {
-  m.def("conv_algos", [] {
-    py::list out;
-    for (ConvAlgo a : fastconv::kConvAlgos) out.append(fastconv::conv_algo_name(a));
-    return out;
-  }, "Every conv2d algorithm name, 'auto' first.");
+  m.def(
+      "conv_algos",
+      [] {
+        py::list out;
+        for (ConvAlgo a : fastconv::kConvAlgos) out.append(fastconv::conv_algo_name(a));
+        return out;
+      },
+      "Every conv2d algorithm name, 'auto' first.");
   m.def("conv2d_choose_algo", &conv2d_choose_algo, py::arg("pass_"), py::arg("x_shape"),
         py::arg("w_shape"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"));
   m.def("conv2d_forward", &conv2d_forward, py::arg("x"), py::arg("weight"), py::arg("bias"),
         py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
         py::arg("algo"), py::arg("activation") = py::none());
-  m.def("conv2d_max_pool2d", &conv2d_max_pool2d, py::arg("x"), py::arg("weight"),
-        py::arg("bias"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
-        py::arg("groups"), py::arg("algo"), py::arg("activation"), py::arg("kernel_size"),
-        py::arg("pool_stride"), py::arg("pool_padding"), py::arg("pool_dilation"),
-        py::arg("ceil_mode"), py::arg("return_indices"));
+  m.def("conv2d_max_pool2d", &conv2d_max_pool2d, py::arg("x"), py::arg("weight"), py::arg("bias"),
+        py::arg("stride"), py::arg("padding"), py::arg("dilation"), py::arg("groups"),
+        py::arg("algo"), py::arg("activation"), py::arg("kernel_size"), py::arg("pool_stride"),
+        py::arg("pool_padding"), py::arg("pool_dilation"), py::arg("ceil_mode"),
+        py::arg("return_indices"));
   m.def("conv2d_backward", &conv2d_backward, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("groups"), py::arg("algo"), py::arg("output_mask"));

@@ -20,8 +20,7 @@ fastconv::EltwiseParams eltwise_params(const char* op, const char* x_name, const
 py::array relu(py::handle x_obj) {
   const ArrayIn x = float32_array(x_obj, "relu", "x", kAnyRank, "");
   const fastconv::EltwiseParams p = eltwise_params("relu", "x", x);
-  return float32_result(x.shape,
-                        [&](float* y) { return fastconv::relu_forward(y, x.f32(), p.n); });
+  return float32_result(x.shape, [&](float* y) { return fastconv::relu_forward(y, x.f32(), p.n); });
 }
 
 py::array relu_backward(py::handle dy_obj, py::handle y_obj) {
@@ -29,9 +28,8 @@ py::array relu_backward(py::handle dy_obj, py::handle y_obj) {
   const ArrayIn dy = float32_array(dy_obj, op, "grad_output", kAnyRank, "");
   const ArrayIn y = float32_array(y_obj, op, "output", kAnyRank, "");
   const fastconv::EltwiseParams p = eltwise_params(op, "grad_output", dy, "output", &y);
-  return float32_result(y.shape, [&](float* dx) {
-    return fastconv::relu_backward(dx, dy.f32(), y.f32(), p.n);
-  });
+  return float32_result(
+      y.shape, [&](float* dx) { return fastconv::relu_backward(dx, dy.f32(), y.f32(), p.n); });
 }
 
 }  // namespace

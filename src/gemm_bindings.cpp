@@ -65,12 +65,8 @@ py::tuple linear_backward(py::handle dy_obj, py::handle x_obj, py::handle w_obj,
   const fastconv::LinearParams p = linear_params(op, x, w, nullptr, &dy);
   return float32_grads(
       mask3_arg(mask_obj, op), x.shape, w.shape, {p.O},
-      [&](float* dx) {
-        return fastconv::linear_backward_input(dx, dy.f32(), w.f32(), p);
-      },
-      [&](float* dw) {
-        return fastconv::linear_backward_weight(dw, dy.f32(), x.f32(), p);
-      },
+      [&](float* dx) { return fastconv::linear_backward_input(dx, dy.f32(), w.f32(), p); },
+      [&](float* dw) { return fastconv::linear_backward_weight(dw, dy.f32(), x.f32(), p); },
       [&](float* db) { return fastconv::linear_backward_bias(db, dy.f32(), p); });
 }
 
@@ -137,17 +133,20 @@ void bind_gemm(py::module_& m) {
   m.def("linear", &linear, py::arg("x"), py::arg("weight"), py::arg("bias"));
   m.def("linear_backward", &linear_backward, py::arg("grad_output"), py::arg("x"),
         py::arg("weight"), py::arg("output_mask"));
-  m.def("fma_peak_gflops", [](int threads, double seconds) {
-    if (threads < 1 || threads > 4096)
-      throw py::value_error("fma_peak_gflops: threads must be in [1, 4096], got " +
-                            std::to_string(threads));
-    if (!(seconds > 0.0 && seconds <= 60.0))  // also refuses NaN
-      throw py::value_error("fma_peak_gflops: seconds must be in (0, 60], got " +
-                            std::string(py::repr(py::float_(seconds))));
-    py::gil_scoped_release release;
-    return fastconv::fma_peak_gflops(threads, seconds);
-  }, py::arg("threads"), py::arg("seconds") = 0.3,
-     "FP32 FMA peak (GFLOP/s) of the active ISA on that many threads at once.");
+  m.def(
+      "fma_peak_gflops",
+      [](int threads, double seconds) {
+        if (threads < 1 || threads > 4096)
+          throw py::value_error("fma_peak_gflops: threads must be in [1, 4096], got " +
+                                std::to_string(threads));
+        if (!(seconds > 0.0 && seconds <= 60.0))  // also refuses NaN
+          throw py::value_error("fma_peak_gflops: seconds must be in (0, 60], got " +
+                                std::string(py::repr(py::float_(seconds))));
+        py::gil_scoped_release release;
+        return fastconv::fma_peak_gflops(threads, seconds);
+      },
+      py::arg("threads"), py::arg("seconds") = 0.3,
+      "FP32 FMA peak (GFLOP/s) of the active ISA on that many threads at once.");
   m.def("sgemm", &sgemm, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
         py::arg("alpha") = 1.0f, py::arg("beta") = 0.0f, py::arg("trans_a") = false,
         py::arg("trans_b") = false, py::arg("out") = py::none());

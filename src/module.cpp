@@ -95,66 +95,94 @@ PYBIND11_MODULE(_core, m) {
   using namespace fastconv_py;
   m.doc() = "fastconv's C++ kernels. Use the fastconv package, not this module.";
   throw_if_error(fastconv::isa_init_from_env());
-  g_main_thread = py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+  g_main_thread =
+      py::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
   fastconv::set_interrupt_poll(&python_interrupt_poll);
   m.attr("__version__") = FASTCONV_VERSION;
 
-  m.def("set_num_threads", [](py::handle n) {
-    const int64_t v = int_arg(n, "set_num_threads", "n");
-    if (v < 1 || v > 4096) throw py::value_error("set_num_threads: n must be in [1, 4096], got " + std::to_string(v));
-    fastconv::set_num_threads(static_cast<int>(v));
-  }, py::arg("n"));
+  m.def(
+      "set_num_threads",
+      [](py::handle n) {
+        const int64_t v = int_arg(n, "set_num_threads", "n");
+        if (v < 1 || v > 4096)
+          throw py::value_error("set_num_threads: n must be in [1, 4096], got " +
+                                std::to_string(v));
+        fastconv::set_num_threads(static_cast<int>(v));
+      },
+      py::arg("n"));
   m.def("get_num_threads", &fastconv::get_num_threads);
   m.def("build_info", &build_info);
-  m.def("release_workspace", [] {
-    py::gil_scoped_release release;
-    fastconv::release_workspaces();
-  }, "Free the kept workspaces (of the calling thread and the OpenMP workers).");
-  m.def("workspace_bytes", [] {
-    const fastconv::WorkspaceBytes b = fastconv::workspace_bytes();
-    py::dict d;
-    d["current"] = b.current;
-    d["peak"] = b.peak;
-    return d;
-  }, "Bytes in workspaces now and at most since _reset_workspace_peak().");
+  m.def(
+      "release_workspace",
+      [] {
+        py::gil_scoped_release release;
+        fastconv::release_workspaces();
+      },
+      "Free the kept workspaces (of the calling thread and the OpenMP workers).");
+  m.def(
+      "workspace_bytes",
+      [] {
+        const fastconv::WorkspaceBytes b = fastconv::workspace_bytes();
+        py::dict d;
+        d["current"] = b.current;
+        d["peak"] = b.peak;
+        return d;
+      },
+      "Bytes in workspaces now and at most since _reset_workspace_peak().");
   m.def("_reset_workspace_peak", &fastconv::reset_workspace_peak);
-  m.def("_contention_state", [] {
-    const fastconv::ContentionState s = fastconv::contention_state();
-    py::dict d;
-    d["solo_for_ms"] = s.solo_for_ns / 1e6;
-    d["backoff_ms"] = s.backoff_ns / 1e6;
-    d["episodes"] = s.episodes;
-    return d;
-  }, "Benchmarks and tests: whether regions run on one thread now because of contention.");
-  m.def("_set_adaptive_threads", [](bool on) { fastconv::set_adaptive_threads(on); }, py::arg("on"),
-        "Tests and benchmarks: switch the contention fallback (on by default).");
+  m.def(
+      "_contention_state",
+      [] {
+        const fastconv::ContentionState s = fastconv::contention_state();
+        py::dict d;
+        d["solo_for_ms"] = s.solo_for_ns / 1e6;
+        d["backoff_ms"] = s.backoff_ns / 1e6;
+        d["episodes"] = s.episodes;
+        return d;
+      },
+      "Benchmarks and tests: whether regions run on one thread now because of contention.");
+  m.def(
+      "_set_adaptive_threads", [](bool on) { fastconv::set_adaptive_threads(on); }, py::arg("on"),
+      "Tests and benchmarks: switch the contention fallback (on by default).");
   m.def("kernel_names", &kernel_names, "The registry's kernels in order, without the ISA suffix.");
   m.def("kernel_variants", &kernel_variants,
         "The registry's kernels in order, full variant names for the active ISA.");
   m.def("op_kernels", &op_kernels, "For each op, the kernel variant it runs on the active ISA.");
-  m.def("_set_isa", [](const std::string& name) {
-    fastconv::Isa isa;
-    if (!fastconv::isa_from_name(name, &isa))
-      throw py::value_error("unknown ISA '" + name + "'; expected " +
-                            fastconv::enum_name_list(fastconv::kIsas, fastconv::isa_name, " or "));
-    throw_if_error(fastconv::isa_force(isa));
-  }, py::arg("name"), "Switch the kernel ISA (for tests; not while other threads run kernels).");
+  m.def(
+      "_set_isa",
+      [](const std::string& name) {
+        fastconv::Isa isa;
+        if (!fastconv::isa_from_name(name, &isa))
+          throw py::value_error(
+              "unknown ISA '" + name + "'; expected " +
+              fastconv::enum_name_list(fastconv::kIsas, fastconv::isa_name, " or "));
+        throw_if_error(fastconv::isa_force(isa));
+      },
+      py::arg("name"), "Switch the kernel ISA (for tests; not while other threads run kernels).");
 
-  m.def("_set_output_fill", [](py::object value) {
-    if (value.is_none()) {
-      set_output_fill(false, 0.0f);
-    } else {
-      set_output_fill(true, value.cast<float>());
-    }
-  }, py::arg("value"), "Tests: pre-fill every new output with value (None: off).");
+  m.def(
+      "_set_output_fill",
+      [](py::object value) {
+        if (value.is_none()) {
+          set_output_fill(false, 0.0f);
+        } else {
+          set_output_fill(true, value.cast<float>());
+        }
+      },
+      py::arg("value"), "Tests: pre-fill every new output with value (None: off).");
 
-  m.def("_set_interrupt_poll_ms", [](int ms) {
-    if (ms < 1 || ms > 60000) throw py::value_error("_set_interrupt_poll_ms: ms must be in [1, 60000]");
-    fastconv::set_interrupt_poll_interval_ms(ms);
-  }, py::arg("ms"), "Tests: poll for signals every ms milliseconds during an op (default 20).");
+  m.def(
+      "_set_interrupt_poll_ms",
+      [](int ms) {
+        if (ms < 1 || ms > 60000)
+          throw py::value_error("_set_interrupt_poll_ms: ms must be in [1, 60000]");
+        fastconv::set_interrupt_poll_interval_ms(ms);
+      },
+      py::arg("ms"), "Tests: poll for signals every ms milliseconds during an op (default 20).");
 
-  m.def("_set_output_guard", [](int64_t guard) { set_output_guard(guard); }, py::arg("guard"),
-        "Tests: place every new output inside guard sentinels (0: off); see outputs.h.");
+  m.def(
+      "_set_output_guard", [](int64_t guard) { set_output_guard(guard); }, py::arg("guard"),
+      "Tests: place every new output inside guard sentinels (0: off); see outputs.h.");
 
   bind_conv2d(m);
   bind_pool2d(m);

@@ -46,8 +46,8 @@ py::array max_pool2d_backward(py::handle dy_obj, py::handle idx_obj, py::handle 
 }
 
 py::array avg_pool2d_forward(py::handle x_obj, py::handle kernel, py::handle stride,
-                             py::handle padding, py::handle ceil_mode,
-                             py::handle count_include_pad, py::handle divisor_override) {
+                             py::handle padding, py::handle ceil_mode, py::handle count_include_pad,
+                             py::handle divisor_override) {
   const char* op = "avg_pool2d";
   const ArrayIn x = float32_array(x_obj, op, "x", 4, "(N, C, H, W)");
   const Pool2dParams p = pool_params(op, x.shape, kernel, stride, padding, nullptr, ceil_mode,
@@ -74,8 +74,7 @@ py::array avg_pool2d_backward(py::handle dy_obj, py::handle shape_obj, py::handl
 Pool2dParams pool_params(const char* op, const std::vector<int64_t>& x_shape, py::handle kernel,
                          py::handle stride, py::handle padding, const py::handle* dilation,
                          py::handle ceil_mode, const py::handle* count_include_pad,
-                         const py::handle* divisor_override,
-                         const std::vector<int64_t>* dy_shape) {
+                         const py::handle* divisor_override, const std::vector<int64_t>* dy_shape) {
   Pool2dArgs a;
   a.op = op;
   a.x_name = std::string(op).find("backward") != std::string::npos ? "input_shape" : "x";
@@ -111,11 +110,11 @@ void bind_pool2d(py::module_& m) {
   m.def("max_pool2d_backward", &max_pool2d_backward, py::arg("grad_output"), py::arg("indices"),
         py::arg("input_shape"));
   m.def("avg_pool2d_forward", &avg_pool2d_forward, py::arg("x"), py::arg("kernel_size"),
-        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
+        py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"), py::arg("count_include_pad"),
+        py::arg("divisor_override"));
+  m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("grad_output"), py::arg("input_shape"),
+        py::arg("kernel_size"), py::arg("stride"), py::arg("padding"), py::arg("ceil_mode"),
         py::arg("count_include_pad"), py::arg("divisor_override"));
-  m.def("avg_pool2d_backward", &avg_pool2d_backward, py::arg("grad_output"),
-        py::arg("input_shape"), py::arg("kernel_size"), py::arg("stride"), py::arg("padding"),
-        py::arg("ceil_mode"), py::arg("count_include_pad"), py::arg("divisor_override"));
 }
 
 }  // namespace fastconv_py

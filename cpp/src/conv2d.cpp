@@ -90,16 +90,15 @@ ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p) {
                                                             : ConvAlgo::kIm2col;
     case ConvPass::kBackwardInput: {
       const int64_t taps_t = p.Kg() * p.R * p.S, HW = p.H * p.W;
-      const bool few = taps_t <= 160 || (p.Cg() >= 4 && taps_t <= 400) ||
-                       (HW >= 1024 && taps_t <= 576);
+      const bool few =
+          taps_t <= 160 || (p.Cg() >= 4 && taps_t <= 400) || (HW >= 1024 && taps_t <= 576);
       if (stride1 && HW >= 64 && few && conv2d_backward_input_shifted_applies(p, nullptr))
         return ConvAlgo::kDirect;
       return p.P * p.Q <= 16 || (p.Cg() >= 16 && p.P * p.Q <= 144) ? ConvAlgo::kImplicit
-                                                                    : ConvAlgo::kIm2col;
+                                                                   : ConvAlgo::kIm2col;
     }
     case ConvPass::kBackwardWeight: {
-      const bool few_taps =
-          taps <= 32 || (isa_active() == Isa::kAvx512 && p.Kg() * taps <= 2560);
+      const bool few_taps = taps <= 32 || (isa_active() == Isa::kAvx512 && p.Kg() * taps <= 2560);
       return stride1 && p.P * p.Q >= 64 && few_taps ? ConvAlgo::kDirect : ConvAlgo::kImplicit;
     }
   }
@@ -166,7 +165,8 @@ Status conv2d_backward_input(float* dx, const float* dy, const float* w, const C
   const ConvAlgo a = resolve(algo, ConvPass::kBackwardInput, p);
   if (a == ConvAlgo::kIm2col) return conv2d_backward_input_im2col(dx, dy, w, p);
   if (a == ConvAlgo::kImplicit) return conv2d_backward_input_implicit(dx, dy, w, p);
-  if (conv2d_backward_input_shifted_applies(p, w)) return conv2d_backward_input_shifted(dx, dy, w, p);
+  if (conv2d_backward_input_shifted_applies(p, w))
+    return conv2d_backward_input_shifted(dx, dy, w, p);
   const KernelTable& kt = kernels();
   const int64_t HW = p.H * p.W;
   return parallel_for(p.N * p.C, [&](int64_t i) {  // one (n, c) plane of dx
@@ -187,9 +187,9 @@ Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const 
   // Chunks are computed in waves. Where all chunk partials take at most 8 MB,
   // one wave; above, one chunk per thread at a time (AlexNet conv4 at 2
   // threads: 2 partials of 5.3 MB instead of 8). One chunk writes dw directly.
-  const int64_t wave_size =
-      chunks * wn <= (int64_t{2} << 20) ? chunks
-                                        : std::max<int64_t>(1, std::min<int64_t>(chunks, team_threads()));
+  const int64_t wave_size = chunks * wn <= (int64_t{2} << 20)
+                                ? chunks
+                                : std::max<int64_t>(1, std::min<int64_t>(chunks, team_threads()));
   float* partials = dw;
   if (chunks > 1) {
     partials = thread_workspace(kSlotPartials, wave_size * wn);
@@ -213,8 +213,8 @@ Status conv2d_backward_weight(float* dw, const float* dy, const float* x, const 
         for (int64_t j = 0; j < CRS; ++j) dwk[j] = 0.0f;
         for (int64_t n = chunk_begin(chunk, chunks, p.N); n < chunk_begin(chunk + 1, chunks, p.N);
              ++n) {
-          kt.conv2d_backward_weight_direct(dwk, dy + n * p.K * p.P * p.Q,
-                                           x + n * p.C * p.H * p.W, p, k);
+          kt.conv2d_backward_weight_direct(dwk, dy + n * p.K * p.P * p.Q, x + n * p.C * p.H * p.W,
+                                           p, k);
         }
         return true;
       }));

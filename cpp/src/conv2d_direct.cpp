@@ -2,7 +2,8 @@
 // as dot products:
 //
 //   dw[k][c][r][s] = sum over images n and pixels m = p*Q + q of
-//                    dy[n][k][m] * x[n][g*C/G + c][p*sh - pad_top + r*dil_h][q*sw - pad_left + s*dil_w]
+//                    dy[n][k][m] * x[n][g*C/G + c][p*sh - pad_top + r*dil_h][q*sw - pad_left +
+//                    s*dil_w]
 //
 // For a fixed tap (c, r, s) the second factor is one contiguous run over m
 // in a copy of the image shifted by s columns and cut to Q columns (every
@@ -136,8 +137,8 @@ bool forward_shifted_image(float* y_n, const float* x_n, const float* w, const f
       for (int64_t k0 = 0; k0 < Kg; k0 += cfg.a) {
         const int kb = static_cast<int>(std::min<int64_t>(cfg.a, Kg - k0));
         const int64_t k = g * Kg + k0;
-        kt.conv2d_forward_rows(y_n + k * PQ + m0, PQ, w + k * taps, taps, rows, taps, m0, len,
-                               kb, b ? b + k : nullptr, relu);
+        kt.conv2d_forward_rows(y_n + k * PQ + m0, PQ, w + k * taps, taps, rows, taps, m0, len, kb,
+                               b ? b + k : nullptr, relu);
       }
     }
   }
@@ -226,7 +227,8 @@ Status conv2d_backward_input_shifted(float* dx, const float* dy, const float* w,
                                      const Conv2dParams& p) {
   const int64_t Kg = p.Kg(), Cg = p.Cg(), RS = p.R * p.S;
   float* wt = thread_workspace(kSlotWeights, p.K * Cg * RS);
-  if (wt == nullptr) return Status::OutOfMemory("conv2d_backward: cannot allocate the flipped weights");
+  if (wt == nullptr)
+    return Status::OutOfMemory("conv2d_backward: cannot allocate the flipped weights");
   for (int64_t g = 0; g < p.G; ++g)
     for (int64_t c = 0; c < Cg; ++c)
       for (int64_t k = 0; k < Kg; ++k)
@@ -251,7 +253,8 @@ Status conv2d_backward_weight_shifted(float* dw_partials, const float* dy, const
   const int64_t sub_max = std::max<int64_t>(1, 65536 / std::max<int64_t>(xs_image, 1));
   return parallel_for(wave.count, [&](int64_t i) {
     const int64_t chunk = wave.first + i;
-    const int64_t n_begin = chunk_begin(chunk, chunks, p.N), n_end = chunk_begin(chunk + 1, chunks, p.N);
+    const int64_t n_begin = chunk_begin(chunk, chunks, p.N),
+                  n_end = chunk_begin(chunk + 1, chunks, p.N);
     float* dwc = dw_partials + i * p.K * taps;
     std::fill(dwc, dwc + p.K * taps, 0.0f);
     if (PQ == 0) return true;

@@ -169,7 +169,8 @@ void store_tile(float* y, const float* tile, int64_t ldc, const PatchSource& s, 
   const int64_t PQ = s.P * s.Q;
   for (int64_t m = m0; m < m0 + mb;) {
     const int64_t n = m / PQ, pq0 = m % PQ, len = std::min(PQ - pq0, m0 + mb - m);
-    kt.conv2d_transpose_block(y + (n * K + g * Kg) * PQ + pq0, PQ, tile + (m - m0) * ldc, ldc, len, Kg);
+    kt.conv2d_transpose_block(y + (n * K + g * Kg) * PQ + pq0, PQ, tile + (m - m0) * ldc, ldc, len,
+                              Kg);
     m += len;
   }
 }
@@ -223,8 +224,7 @@ Status implicit_gemm_indirect(float* y, const PatchSource& s, int64_t N, int64_t
       for (int64_t pn = 0; pn < npanels; ++pn) {  // panel pn: row pn / ppr, piece pn % ppr
         const int64_t i = pn / panels_per_row * Q + pn % panels_per_row * mr;
         const int m = static_cast<int>(std::min<int64_t>(mr, Q - pn % panels_per_row * mr));
-        kt.conv2d_patch_rows(rows + pn * kd, scratch + pn * kd * 16, kZeros, sg, m0 + i, m, pc,
-                             kd);
+        kt.conv2d_patch_rows(rows + pn * kd, scratch + pn * kd * 16, kZeros, sg, m0 + i, m, pc, kd);
       }
       t.kc = kd;
       t.first = pc == 0;
@@ -302,9 +302,8 @@ Status conv2d_forward_implicit(float* y, const float* x, const float* w, const f
       &weights, p.G, Kg, CRS, [&](int64_t g, std::vector<PackedOperand>* v, float* buf) {
         v->emplace_back(forward_weights(w, p, g), Kg, CRS, gemm_blocking().nr, buf);
       }));
-  const PatchSource s{x,          p.C,        p.H,        p.W,         p.Cg(),
-                      p.R,        p.S,        p.P,        p.Q,         p.stride_h,
-                      p.stride_w, p.dil_h,    p.dil_w,    -p.pad_top,  -p.pad_left};
+  const PatchSource s{x,   p.C,        p.H,        p.W,     p.Cg(),  p.R,        p.S,        p.P,
+                      p.Q, p.stride_h, p.stride_w, p.dil_h, p.dil_w, -p.pad_top, -p.pad_left};
   return implicit_gemm(y, s, p.N, p.K, p.G, b, relu, weights);
 }
 
@@ -312,9 +311,8 @@ Status conv2d_backward_weight_implicit(float* dw_partials, const float* dy, cons
                                        const Conv2dParams& p, const ChunkWave& wave) {
   const int64_t Kg = p.Kg(), CRS = p.Cg() * p.R * p.S, PQ = p.P * p.Q;
   const int64_t chunks = weight_grad_chunks(p.N);
-  const PatchSource s{x,          p.C,        p.H,        p.W,         p.Cg(),
-                      p.R,        p.S,        p.P,        p.Q,         p.stride_h,
-                      p.stride_w, p.dil_h,    p.dil_w,    -p.pad_top,  -p.pad_left};
+  const PatchSource s{x,   p.C,        p.H,        p.W,     p.Cg(),  p.R,        p.S,        p.P,
+                      p.Q, p.stride_h, p.stride_w, p.dil_h, p.dil_w, -p.pad_top, -p.pad_left};
   return parallel_for(wave.count * p.G, [&](int64_t task) {
     const int64_t i = task / p.G, chunk = wave.first + i, g = task % p.G;
     const int64_t n0 = chunk_begin(chunk, chunks, p.N), n1 = chunk_begin(chunk + 1, chunks, p.N);
@@ -340,9 +338,9 @@ Status conv2d_backward_input_implicit(float* dx, const float* dy, const float* w
   // dy read as a patch matrix with a 1x1 kernel: patch((n, p, q), k) = dy[n][g*K/G + k][p][q].
   const PatchSource dy_src{dy, p.K, p.P, p.Q, Kg, 1, 1, p.P, p.Q, 1, 1, 1, 1, 0, 0};
   // Where the taps land in dx: the forward problem's geometry.
-  const PatchSource dx_geom{nullptr,    p.C,        p.H,        p.W,        Cg,
-                            p.R,        p.S,        p.P,        p.Q,        p.stride_h,
-                            p.stride_w, p.dil_h,    p.dil_w,    -p.pad_top, -p.pad_left};
+  const PatchSource dx_geom{nullptr,    p.C,     p.H,     p.W,        Cg,
+                            p.R,        p.S,     p.P,     p.Q,        p.stride_h,
+                            p.stride_w, p.dil_h, p.dil_w, -p.pad_top, -p.pad_left};
   // Pixels per block: the tile (pixels x taps) stays near 1 MB.
   const int64_t mb_max =
       std::clamp<int64_t>((262144 / std::max<int64_t>(RSC, 1)) / mr * mr, mr, bl.mc);

@@ -12,7 +12,9 @@ namespace fastconv {
 // chunk partials are added in chunk order. So dw is bitwise identical for
 // any number of threads.
 constexpr int64_t kWeightGradChunks = 8;
-inline int64_t weight_grad_chunks(int64_t N) { return N < kWeightGradChunks ? N : kWeightGradChunks; }
+inline int64_t weight_grad_chunks(int64_t N) {
+  return N < kWeightGradChunks ? N : kWeightGradChunks;
+}
 inline int64_t chunk_begin(int64_t chunk, int64_t chunks, int64_t N) { return chunk * N / chunks; }
 
 // The chunks [first, first + count) of that reduction, computed together;

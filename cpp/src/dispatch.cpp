@@ -44,9 +44,7 @@ const char* isa_name(Isa isa) {
   return "?";
 }
 
-bool isa_from_name(std::string_view s, Isa* isa) {
-  return enum_from_name(s, kIsas, isa_name, isa);
-}
+bool isa_from_name(std::string_view s, Isa* isa) { return enum_from_name(s, kIsas, isa_name, isa); }
 
 bool isa_compiled(Isa isa) {
   switch (isa) {
@@ -67,8 +65,7 @@ bool isa_cpu_supports(Isa isa) {
   __builtin_cpu_init();
   switch (isa) {
     case Isa::kScalar: return true;
-    case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kAvx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
              __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

@@ -8,7 +8,9 @@ namespace fastconv {
 namespace {
 constexpr int64_t kBlock = int64_t{1} << 16;
 inline int64_t blocks(int64_t n) { return (n + kBlock - 1) / kBlock; }
-inline int64_t block_len(int64_t t, int64_t n) { return n - t * kBlock < kBlock ? n - t * kBlock : kBlock; }
+inline int64_t block_len(int64_t t, int64_t n) {
+  return n - t * kBlock < kBlock ? n - t * kBlock : kBlock;
+}
 }  // namespace
 
 Status relu_forward(float* y, const float* x, int64_t n) {

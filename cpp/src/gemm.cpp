@@ -104,7 +104,7 @@ struct BPanels {
   const float* packed = nullptr;  // all panels, kc * nr floats apart
   const float* direct = nullptr;  // panel p at direct + p*nr, rows ld apart
   int64_t ld = 0;
-  const float* tail = nullptr;    // the packed last panel when direct
+  const float* tail = nullptr;  // the packed last panel when direct
   int64_t tail_panel = -1;
   int64_t kc = 0;
   int nr = 0;
@@ -124,8 +124,8 @@ struct BPanels {
 
 // Computes the tiles of C in rows [i0, i0+mc) and B panels [p0, p1) of the
 // block (jc, pc). Returns false if the A block cannot be allocated.
-bool compute_block(const Plan& g, const BPanels& bp, int64_t jc, int64_t nc, int64_t pc,
-                   int64_t kc, int64_t i0, int64_t mc, int64_t p0, int64_t p1) {
+bool compute_block(const Plan& g, const BPanels& bp, int64_t jc, int64_t nc, int64_t pc, int64_t kc,
+                   int64_t i0, int64_t mc, int64_t p0, int64_t p1) {
   const int mr = g.bl.mr, nr = g.bl.nr;
   const float* Ap = g.A.packed(i0, mc, pc, kc, mr);
   if (Ap == nullptr) {
@@ -190,8 +190,8 @@ RowBlocks row_blocks(const Plan& g, int threads, bool split_rows) {
 
 // The B panels of block (jc, pc): where they come from, and how many packing
 // tasks they need (0: prepacked; 1 for only a ragged last panel read in place).
-BPanels b_panels(const Plan& g, const RowBlocks& rb, float* buf, int64_t jc, int64_t nc,
-                 int64_t pc, int64_t kc) {
+BPanels b_panels(const Plan& g, const RowBlocks& rb, float* buf, int64_t jc, int64_t nc, int64_t pc,
+                 int64_t kc) {
   BPanels bp;
   bp.kc = kc;
   bp.nr = g.bl.nr;
@@ -266,7 +266,8 @@ Status run(const Plan& g, bool threaded) {
       for (int64_t pc = 0; pc < g.K; pc += g.bl.kc) {
         const int64_t kc = std::min(g.bl.kc, g.K - pc);
         const BPanels bp = b_panels(g, rb, bbuf, jc, nc, pc, kc);
-        const int64_t pack_tasks = bp.packed == bbuf ? std::min<int64_t>(panels, threads) : (bp.tail ? 1 : 0);
+        const int64_t pack_tasks =
+            bp.packed == bbuf ? std::min<int64_t>(panels, threads) : (bp.tail ? 1 : 0);
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < pack_tasks; ++t) {
           if (bp.tail != nullptr) {
@@ -299,8 +300,8 @@ Status run(const Plan& g, bool threaded) {
 Status check_dense_args(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, int64_t lda,
                         int64_t ldb, int64_t ldc) {
   if (M < 0 || N < 0 || K < 0) {
-    return Status::InvalidArgument("sgemm: M, N, K must be >= 0, got " + std::to_string(M) +
-                                   ", " + std::to_string(N) + ", " + std::to_string(K));
+    return Status::InvalidArgument("sgemm: M, N, K must be >= 0, got " + std::to_string(M) + ", " +
+                                   std::to_string(N) + ", " + std::to_string(K));
   }
   const int64_t a_cols = ta == Trans::kNo ? K : M;
   const int64_t b_cols = tb == Trans::kNo ? N : K;
@@ -319,8 +320,7 @@ GemmBlocking gemm_blocking() {
   return {kt.sgemm_mr, kt.sgemm_nr, cb.mc, cb.kc, cb.nc};
 }
 
-void DenseOperand::pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd,
-                        int w) const {
+void DenseOperand::pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const {
   for (int64_t p = 0; p * w < no; ++p) {
     float* panel = dst + p * w * kd;
     const int64_t ob = o0 + p * w;
@@ -364,8 +364,7 @@ const float* PackedOperand::packed(int64_t o0, int64_t no, int64_t k0, int64_t k
   return buf_ + k0 * outer_padded_ + o0 * kd;
 }
 
-void PackedOperand::pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd,
-                         int w) const {
+void PackedOperand::pack(float* dst, int64_t o0, int64_t no, int64_t k0, int64_t kd, int w) const {
   // Only reached when a caller's blocking differs from the packed one:
   // unpack element by element.
   for (int64_t o = 0; o < ceil_div(no, w) * w; ++o) {
@@ -389,8 +388,7 @@ Status gemm_on(bool threaded, int64_t M, int64_t N, int64_t K, float alpha, cons
 }
 
 Status gemm(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
-            const GemmOperand& B, float beta, float* C, int64_t ldc,
-            const GemmEpilogue& epilogue) {
+            const GemmOperand& B, float beta, float* C, int64_t ldc, const GemmEpilogue& epilogue) {
   return gemm_on(true, M, N, K, alpha, A, B, beta, C, ldc, epilogue);
 }
 
@@ -408,10 +406,10 @@ Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, c
 }
 
 Status sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
-                    const float* A, int64_t lda, const float* B, int64_t ldb, float beta,
-                    float* C, int64_t ldc) {
-  return gemm_serial(M, N, K, alpha, DenseOperand::A(A, lda, ta), DenseOperand::B(B, ldb, tb),
-                     beta, C, ldc);
+                    const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                    int64_t ldc) {
+  return gemm_serial(M, N, K, alpha, DenseOperand::A(A, lda, ta), DenseOperand::B(B, ldb, tb), beta,
+                     C, ldc);
 }
 
 Status gemm_for_each(int64_t count, const std::function<Status(int64_t, bool)>& body) {

@@ -55,8 +55,8 @@ Status max_pool2d_backward(float* dx, const float* dy, const int64_t* indices,
     const int64_t pos = bad.load();
     return Status::InvalidArgument(
         "max_pool2d_backward: indices must lie in [0, H*W) = [0, " + std::to_string(HW) +
-        ") for input planes of " + std::to_string(p.H) + "x" + std::to_string(p.W) +
-        "; found " + std::to_string(indices[pos]) + " at flat position " + std::to_string(pos));
+        ") for input planes of " + std::to_string(p.H) + "x" + std::to_string(p.W) + "; found " +
+        std::to_string(indices[pos]) + " at flat position " + std::to_string(pos));
   }
   return Status::Ok();
 }

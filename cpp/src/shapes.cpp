@@ -109,8 +109,8 @@ int64_t pool2d_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, in
   return out;
 }
 
-void conv2d_same_padding(int64_t n, int64_t k, int64_t stride, int64_t dilation,
-                         int64_t* pad_front, int64_t* pad_back) {
+void conv2d_same_padding(int64_t n, int64_t k, int64_t stride, int64_t dilation, int64_t* pad_front,
+                         int64_t* pad_back) {
   const int64_t out = (n + stride - 1) / stride;
   int64_t total = (out - 1) * stride + dilation * (k - 1) + 1 - n;
   if (total < 0) total = 0;
@@ -150,15 +150,19 @@ Status conv2d_make_params(const Conv2dArgs& a, Conv2dParams* p) {
   if (x[1] / G != w[1]) {
     return Status::InvalidArgument(std::string(op) + ": x has C=" + std::to_string(x[1]) +
                                    " but weight expects C=" + std::to_string(w[1] * G) +
-                                   " (C/groups=" + std::to_string(w[1]) + " per group); " +
-                                   shapes);
+                                   " (C/groups=" + std::to_string(w[1]) + " per group); " + shapes);
   }
   FASTCONV_RETURN_IF_ERROR(check_count(op, [&] { return "weight " + shape_str(w, 4); }, w, 4));
   Conv2dParams q;
   set_input_dims(x, &q);
-  q.K = w[0]; q.R = w[2]; q.S = w[3]; q.G = G;
-  q.stride_h = a.stride[0]; q.stride_w = a.stride[1];
-  q.dil_h = a.dilation[0]; q.dil_w = a.dilation[1];
+  q.K = w[0];
+  q.R = w[2];
+  q.S = w[3];
+  q.G = G;
+  q.stride_h = a.stride[0];
+  q.stride_w = a.stride[1];
+  q.dil_h = a.dilation[0];
+  q.dil_w = a.dilation[1];
   if (q.H > (int64_t{1} << 62) || q.W > (int64_t{1} << 62)) {
     return Status::OutOfRange(std::string(op) + ": spatial size too large; " + shapes);
   }
@@ -183,8 +187,7 @@ Status conv2d_make_params(const Conv2dArgs& a, Conv2dParams* p) {
   const int64_t y[4] = {q.N, q.K, q.P, q.Q};
   const int64_t col[5] = {q.Cg(), q.R, q.S, q.P, q.Q};  // one image's im2col buffer
   int64_t yn, coln;
-  if (!checked_product(y, 4, &yn) || !checked_product(col, 5, &coln) ||
-      coln > (int64_t{1} << 60)) {
+  if (!checked_product(y, 4, &yn) || !checked_product(col, 5, &coln) || coln > (int64_t{1} << 60)) {
     return Status::OutOfRange(std::string(op) + ": output " + shape_str(y, 4) +
                               " or its workspace has more elements than int64 can count; " +
                               shapes);
@@ -215,8 +218,7 @@ Status pool2d_make_params(const Pool2dArgs& a, Pool2dParams* p) {
   for (int i = 0; i < 2; ++i) {
     if (a.padding[i] > a.kernel[i] / 2) {
       return Status::InvalidArgument(std::string(op) + ": padding " + pair_str(a.padding) +
-                                     " must be at most half of kernel_size " +
-                                     pair_str(a.kernel));
+                                     " must be at most half of kernel_size " + pair_str(a.kernel));
     }
   }
   if (x[2] > (int64_t{1} << 62) || x[3] > (int64_t{1} << 62)) {
@@ -224,10 +226,14 @@ Status pool2d_make_params(const Pool2dArgs& a, Pool2dParams* p) {
   }
   Pool2dParams q;
   set_input_dims(x, &q);
-  q.R = a.kernel[0]; q.S = a.kernel[1];
-  q.stride_h = a.stride[0]; q.stride_w = a.stride[1];
-  q.pad_h = a.padding[0]; q.pad_w = a.padding[1];
-  q.dil_h = a.dilation[0]; q.dil_w = a.dilation[1];
+  q.R = a.kernel[0];
+  q.S = a.kernel[1];
+  q.stride_h = a.stride[0];
+  q.stride_w = a.stride[1];
+  q.pad_h = a.padding[0];
+  q.pad_w = a.padding[1];
+  q.dil_h = a.dilation[0];
+  q.dil_w = a.dilation[1];
   q.ceil_mode = a.ceil_mode;
   q.count_include_pad = a.count_include_pad;
   q.divisor_override = a.divisor_override;
@@ -235,11 +241,10 @@ Status pool2d_make_params(const Pool2dArgs& a, Pool2dParams* p) {
   q.Q = pool2d_output_size(q.W, q.S, q.stride_w, q.pad_w, q.dil_w, q.ceil_mode);
   if (q.P < 1 || q.Q < 1) {
     const int64_t pq[2] = {q.P, q.Q};
-    return Status::InvalidArgument(std::string(op) + ": output size " + pair_str(pq) +
-                                   " <= 0 for x " + shape_str(x, 4) + ", kernel_size " +
-                                   pair_str(a.kernel) + ", stride " + pair_str(a.stride) +
-                                   ", padding " + pair_str(a.padding) + ", dilation " +
-                                   pair_str(a.dilation));
+    return Status::InvalidArgument(
+        std::string(op) + ": output size " + pair_str(pq) + " <= 0 for x " + shape_str(x, 4) +
+        ", kernel_size " + pair_str(a.kernel) + ", stride " + pair_str(a.stride) + ", padding " +
+        pair_str(a.padding) + ", dilation " + pair_str(a.dilation));
   }
   const int64_t y[4] = {q.N, q.C, q.P, q.Q};
   FASTCONV_RETURN_IF_ERROR(check_count(op, [&] { return "output " + shape_str(y, 4); }, y, 4));
@@ -288,9 +293,9 @@ Status linear_make_params(const LinearArgs& a, LinearParams* p) {
   }
   const int64_t in = x.back(), out = w[0];
   if (w[1] != in) {
-    return Status::InvalidArgument(std::string(op) + ": x " + shape_str(x) + " has in_features=" +
-                                   std::to_string(in) + " but weight " + shape_str(w, 2) +
-                                   " expects " + std::to_string(w[1]));
+    return Status::InvalidArgument(std::string(op) + ": x " + shape_str(x) +
+                                   " has in_features=" + std::to_string(in) + " but weight " +
+                                   shape_str(w, 2) + " expects " + std::to_string(w[1]));
   }
   if (a.bias_len >= 0 && a.bias_len != out) {
     return Status::InvalidArgument(std::string(op) + ": bias must have shape (out_features,) = (" +
@@ -320,8 +325,8 @@ Status eltwise_make_params(const char* op, const char* x_name, const std::vector
                            const char* other_name, const std::vector<int64_t>* other,
                            EltwiseParams* p) {
   if (other != nullptr && *other != x) {
-    return Status::InvalidArgument(std::string(op) + ": " + x_name + " " + shape_str(x) +
-                                   " and " + other_name + " " + shape_str(*other) +
+    return Status::InvalidArgument(std::string(op) + ": " + x_name + " " + shape_str(x) + " and " +
+                                   other_name + " " + shape_str(*other) +
                                    " must have the same shape");
   }
   // Existing arrays: the count fits in int64.

@@ -14,8 +14,8 @@ namespace fastconv {
 
 enum class ConvAlgo {
   kAuto = 0,
-  kDirect,  // loops over (c, r, s) on whole output rows; no workspace
-  kIm2col,  // one image at a time: column buffer (C/G*R*S, P*Q) + sgemm
+  kDirect,    // loops over (c, r, s) on whole output rows; no workspace
+  kIm2col,    // one image at a time: column buffer (C/G*R*S, P*Q) + sgemm
   kImplicit,  // the batch as one GEMM, patches packed from the images
 };
 // Every algorithm, kAuto first: the one list that names them.
@@ -23,10 +23,10 @@ constexpr ConvAlgo kConvAlgos[] = {ConvAlgo::kAuto, ConvAlgo::kDirect, ConvAlgo:
                                    ConvAlgo::kImplicit};
 enum class ConvPass { kForward = 0, kBackwardInput, kBackwardWeight };
 
-const char* conv_algo_name(ConvAlgo a);                // "direct", "im2col", "auto"
+const char* conv_algo_name(ConvAlgo a);  // "direct", "im2col", "auto"
 // False if unknown; the whole string counts (Python strings may hold NUL).
 bool conv_algo_from_name(std::string_view s, ConvAlgo* a);
-const char* conv_pass_name(ConvPass p);                // "forward", "backward_input", ...
+const char* conv_pass_name(ConvPass p);  // "forward", "backward_input", ...
 
 // The algorithm kAuto resolves to for this pass and shape.
 ConvAlgo conv2d_choose_algo(ConvPass pass, const Conv2dParams& p);

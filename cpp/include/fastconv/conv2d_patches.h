@@ -10,7 +10,8 @@ namespace fastconv {
 
 // The patch matrix of one group of a batch: row m = output pixel (n, p, q)
 // in [0, N*P*Q), column = tap (c, r, s) in [0, Cg*R*S):
-//   patch(m, (c, r, s)) = x[n][g*Cg + c][p*stride_h + off_h + r*dil_h][q*stride_w + off_w + s*dil_w],
+//   patch(m, (c, r, s)) = x[n][g*Cg + c][p*stride_h + off_h + r*dil_h][q*stride_w + off_w +
+//   s*dil_w],
 // 0 where that position is outside the H x W image (padding). off_h and
 // off_w are -pad_top and -pad_left, or any other offset (backward-input's
 // flipped problem has positive ones).

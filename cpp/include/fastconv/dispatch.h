@@ -18,12 +18,12 @@ enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 constexpr Isa kIsas[] = {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
 constexpr int kNumIsas = static_cast<int>(sizeof(kIsas) / sizeof(kIsas[0]));
 
-const char* isa_name(Isa isa);                 // "scalar", "avx2", "avx512"
+const char* isa_name(Isa isa);                     // "scalar", "avx2", "avx512"
 bool isa_from_name(std::string_view s, Isa* isa);  // false if unknown (the whole string counts)
-bool isa_compiled(Isa isa);                    // built into this binary
-bool isa_cpu_supports(Isa isa);                // this CPU (and OS) can run it
-Isa isa_detected();                            // best level compiled and supported
-Isa isa_active();                              // the level in use
+bool isa_compiled(Isa isa);                        // built into this binary
+bool isa_cpu_supports(Isa isa);                    // this CPU (and OS) can run it
+Isa isa_detected();                                // best level compiled and supported
+Isa isa_active();                                  // the level in use
 
 // Reads FASTCONV_ISA (if set) and chooses the kernel table. Called once at
 // import; returns an error naming the problem if FASTCONV_ISA is invalid or

@@ -112,16 +112,16 @@ Status gemm(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
             const GemmEpilogue& epilogue = GemmEpilogue());
 // The same on the calling thread only (for use inside a parallel region).
 Status gemm_serial(int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,
-                 const GemmOperand& B, float beta, float* C, int64_t ldc,
-                 const GemmEpilogue& epilogue = GemmEpilogue());
+                   const GemmOperand& B, float beta, float* C, int64_t ldc,
+                   const GemmEpilogue& epilogue = GemmEpilogue());
 
 // The BLAS-style entry points on dense row-major matrices:
 // op(A)[i][p] is A[i*lda + p] (kNo) or A[p*lda + i] (kYes); likewise for B.
 Status sgemm(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
              int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 Status sgemm_serial(Trans ta, Trans tb, int64_t M, int64_t N, int64_t K, float alpha,
-                  const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
-                  int64_t ldc);
+                    const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C,
+                    int64_t ldc);
 
 // gemm() when threaded, else gemm_serial().
 Status gemm_on(bool threaded, int64_t M, int64_t N, int64_t K, float alpha, const GemmOperand& A,

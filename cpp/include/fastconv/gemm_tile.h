@@ -17,8 +17,8 @@ struct GemmTile {
   int64_t ldb = 0;  // floats between the k rows of the B panel (NR when packed)
   int m = 0, n = 0;
   float alpha = 1.0f, beta = 0.0f;
-  bool first = true;  // the first K block: C is overwritten (beta == 0) or scaled
-  bool last = true;   // the last K block: the epilogue is applied
+  bool first = true;                // the first K block: C is overwritten (beta == 0) or scaled
+  bool last = true;                 // the last K block: the epilogue is applied
   const float* row_bias = nullptr;  // m values for this tile's rows, or null
   const float* col_bias = nullptr;  // n values for this tile's columns, or null
   bool relu = false;

@@ -45,15 +45,15 @@ struct Conv2dParams {
 
 // What the caller asked for, before validation.
 struct Conv2dArgs {
-  const char* op = "conv2d";      // names the entry point in messages
+  const char* op = "conv2d";          // names the entry point in messages
   int64_t x_shape[4] = {0, 0, 0, 0};  // (N,C,H,W)
   int64_t w_shape[4] = {0, 0, 0, 0};  // (K,C/G,R,S)
   int64_t stride[2] = {1, 1};
   int64_t dilation[2] = {1, 1};
-  int64_t padding[2] = {0, 0};    // symmetric (h, w); ignored when padding_same
-  bool padding_same = false;      // output size ceil(n / stride)
+  int64_t padding[2] = {0, 0};  // symmetric (h, w); ignored when padding_same
+  bool padding_same = false;    // output size ceil(n / stride)
   int64_t groups = 1;
-  int64_t bias_len = -1;          // the length of a 1-D bias; -1: no bias
+  int64_t bias_len = -1;              // the length of a 1-D bias; -1: no bias
   const int64_t* dy_shape = nullptr;  // backward: grad_output's 4 dims, must be (N,K,P,Q)
 };
 
@@ -104,17 +104,16 @@ struct LinearParams {
 
 struct LinearArgs {
   const char* op = "linear";
-  std::vector<int64_t> x_shape;         // (..., I), at least 1 dimension
-  int64_t w_shape[2] = {0, 0};          // (O, I)
-  int64_t bias_len = -1;                // the length of a 1-D bias; -1: no bias
+  std::vector<int64_t> x_shape;                    // (..., I), at least 1 dimension
+  int64_t w_shape[2] = {0, 0};                     // (O, I)
+  int64_t bias_len = -1;                           // the length of a 1-D bias; -1: no bias
   const std::vector<int64_t>* dy_shape = nullptr;  // backward: grad_output, must be (..., O)
 };
 
 Status linear_make_params(const LinearArgs& a, LinearParams* p);
 
 // y's shape for x of x_shape (..., I): (..., out_features).
-std::vector<int64_t> linear_output_shape(const std::vector<int64_t>& x_shape,
-                                         int64_t out_features);
+std::vector<int64_t> linear_output_shape(const std::vector<int64_t>& x_shape, int64_t out_features);
 
 // Elementwise ops (relu, relu_backward): inputs of any rank, all of x's
 // shape; n elements each.
@@ -143,8 +142,8 @@ int64_t pool2d_output_size(int64_t n, int64_t k, int64_t stride, int64_t pad, in
 
 // "same" padding for one dimension: output ceil(n / stride), total padding
 // max((out-1)*stride + dilation*(k-1) + 1 - n, 0), front = total / 2.
-void conv2d_same_padding(int64_t n, int64_t k, int64_t stride, int64_t dilation,
-                         int64_t* pad_front, int64_t* pad_back);
+void conv2d_same_padding(int64_t n, int64_t k, int64_t stride, int64_t dilation, int64_t* pad_front,
+                         int64_t* pad_back);
 
 // Checked arithmetic: false when the result does not fit in int64.
 inline bool checked_mul(int64_t a, int64_t b, int64_t* out) {

@@ -40,10 +40,10 @@ class Status {
 };
 
 // Returns early from the enclosing function when `expr` is not ok.
-#define FASTCONV_RETURN_IF_ERROR(expr)     \
-  do {                                     \
-    ::fastconv::Status _st = (expr);       \
-    if (!_st.ok()) return _st;             \
+#define FASTCONV_RETURN_IF_ERROR(expr) \
+  do {                                 \
+    ::fastconv::Status _st = (expr);   \
+    if (!_st.ok()) return _st;         \
   } while (0)
 
 }  // namespace fastconv

@@ -31,8 +31,8 @@ bool in_forked_child();
 // The threads a parallel region opened now may use: get_num_threads(), or 1
 // while the machine is contended (see Team).
 int team_threads();
-bool openmp_enabled();          // built with OpenMP
-const char* openmp_runtime();   // "libgomp", "openmp" or "none"
+bool openmp_enabled();         // built with OpenMP
+const char* openmp_runtime();  // "libgomp", "openmp" or "none"
 
 // What one parallel region needs from the thread that opens it: how many
 // threads, and the caller's floating-point environment (rounding mode, and
@@ -152,8 +152,8 @@ class Interruptible {
  private:
   std::atomic<bool> stopped_{false};
   InterruptPoll poll_;
-  uint64_t owner_;    // thread that started the op
-  int64_t next_ns_;   // next poll time (touched by the owner only)
+  uint64_t owner_;   // thread that started the op
+  int64_t next_ns_;  // next poll time (touched by the owner only)
 };
 
 // Runs body(t) for every task t in [0, n) on get_num_threads() threads, one

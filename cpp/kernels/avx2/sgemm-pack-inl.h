@@ -30,8 +30,7 @@ static inline __m256i pack_mask8(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lane);
 }
 
-void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, int64_t kd,
-                           int w) {
+void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, int64_t kd, int w) {
   for (int o0 = 0; o0 < w; o0 += 8) {
     const int lanes = w - o0 < 8 ? w - o0 : 8;
     const __m256i store_mask = pack_mask8(lanes);
@@ -42,7 +41,7 @@ void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, 
       for (int i = 0; i < 8; ++i) {
         const int64_t o = o0 + i;
         r[i] = (i < lanes && o < n) ? _mm256_maskload_ps(src + o * ld + k0, load_mask)
-                                     : _mm256_setzero_ps();
+                                    : _mm256_setzero_ps();
       }
       transpose8x8(r);
       for (int64_t kk = 0; kk < kn; ++kk)

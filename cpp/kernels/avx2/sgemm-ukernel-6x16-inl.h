@@ -15,7 +15,6 @@ namespace avx2 {
 // The register tile: kSgemmMR rows x kSgemmNR columns of C (two vectors of 8).
 constexpr int kSgemmMR = 6, kSgemmNR = 16;
 
-
 static inline __m256i sgemm_mask8(int n) {  // lanes j < n set
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
@@ -59,7 +58,8 @@ static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTi
     const float rb = (t.last && t.row_bias) ? t.row_bias[i] : 0.0f;
     _mm256_maskstore_ps(ci, m0, sgemm_finish(acc[i][0], ci, m0, t, rb, cb));
     if (t.n > 8)
-      _mm256_maskstore_ps(ci + 8, m1, sgemm_finish(acc[i][1], ci + 8, m1, t, rb, cb ? cb + 8 : nullptr));
+      _mm256_maskstore_ps(ci + 8, m1,
+                          sgemm_finish(acc[i][1], ci + 8, m1, t, rb, cb ? cb + 8 : nullptr));
   }
 }
 

@@ -19,9 +19,8 @@ void dot_block(float* out, int64_t ldo, const float* const* a, const float* cons
                int64_t count, int64_t ld_a, int64_t ld_b) {
   __m512 acc[KB][T];
   _Pragma("GCC unroll 32")
-  for (int i = 0; i < KB; ++i)
-    _Pragma("GCC unroll 32")
-    for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int i = 0; i < KB; ++i) _Pragma("GCC unroll 32")
+  for (int j = 0; j < T; ++j) acc[i][j] = _mm512_setzero_ps();
   const float* ap[KB];
   const float* bp[T];
   _Pragma("GCC unroll 32")
@@ -59,9 +58,8 @@ void dot_block(float* out, int64_t ldo, const float* const* a, const float* cons
     for (int j = 0; j < T; ++j) bp[j] += ld_b;
   }
   _Pragma("GCC unroll 32")
-  for (int i = 0; i < KB; ++i)
-    _Pragma("GCC unroll 32")
-    for (int j = 0; j < T; ++j) out[i * ldo + j] += _mm512_reduce_add_ps(acc[i][j]);
+  for (int i = 0; i < KB; ++i) _Pragma("GCC unroll 32")
+  for (int j = 0; j < T; ++j) out[i * ldo + j] += _mm512_reduce_add_ps(acc[i][j]);
 }
 
 using DotBlockFn = void (*)(float*, int64_t, const float* const*, const float* const*, int64_t,
@@ -107,9 +105,8 @@ void forward_rows(float* y, int64_t ldy, const float* w, int64_t ldw, const floa
                   int64_t taps, int64_t m0, int len, const float* bias, bool relu) {
   __m512 acc[KB][V];
   _Pragma("GCC unroll 32")
-  for (int i = 0; i < KB; ++i)
-    _Pragma("GCC unroll 32")
-    for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
+  for (int i = 0; i < KB; ++i) _Pragma("GCC unroll 32")
+  for (int v = 0; v < V; ++v) acc[i][v] = _mm512_setzero_ps();
   const int last = len - 16 * (V - 1);  // lanes of the last vector, 1..16
   const __mmask16 tail = static_cast<__mmask16>(last >= 16 ? 0xFFFF : (1u << last) - 1);
   for (int64_t t = 0; t < taps; ++t) {
@@ -137,8 +134,8 @@ void forward_rows(float* y, int64_t ldy, const float* w, int64_t ldw, const floa
   }
 }
 
-using ForwardRowsFn = void (*)(float*, int64_t, const float*, int64_t, const float* const*,
-                               int64_t, int64_t, int, const float*, bool);
+using ForwardRowsFn = void (*)(float*, int64_t, const float*, int64_t, const float* const*, int64_t,
+                               int64_t, int, const float*, bool);
 
 template <int KB, int V>
 constexpr ForwardRowsFn forward_rows_fn() {
@@ -192,9 +189,9 @@ void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_
   const int64_t Q = p.Q, sw = p.stride_w, chunks = (Q + 15) / 16;
   constexpr int64_t kMaxChunks = 64;  // masks made once per copy up to Q = 1024
   __mmask16 load_masks[kMaxChunks], store_masks[kMaxChunks];
-  const __m512i lanes = _mm512_mullo_epi32(
-      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-      _mm512_set1_epi32(static_cast<int>(sw)));
+  const __m512i lanes =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int>(sw)));
   float* dst = xs;
   for (int64_t s = 0; s < p.S; ++s) {
     const int64_t w0 = s * p.dil_w - p.pad_left;  // input column of q = 0
@@ -224,10 +221,9 @@ void conv2d_shift_image(float* xs, const float* x, const Conv2dParams& p, int64_
               masks(j, &load, &store);
             }
             if (!inside) load = 0;
-            const __m512 v =
-                sw == 1 ? _mm512_maskz_loadu_ps(load, src + 16 * j)
-                        : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), load, lanes,
-                                                   src + 16 * j * sw, 4);
+            const __m512 v = sw == 1 ? _mm512_maskz_loadu_ps(load, src + 16 * j)
+                                     : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), load, lanes,
+                                                                src + 16 * j * sw, 4);
             _mm512_mask_storeu_ps(dst + 16 * j, store, v);
           }
         }

@@ -48,15 +48,16 @@ struct RunTables {
         const int64_t w = w0 + t * s.dil_w;  // column of the run's first pixel
         // Pixels j of the run whose column w + j*stride_w lies in [0, W).
         const int64_t lo = unit_stride ? imax(0, -w) : first_in_range(w, s.stride_w);
-        const int64_t hi = imin(runs.len[u], unit_stride ? s.W - w : end_in_range(w, s.stride_w, s.W));
+        const int64_t hi =
+            imin(runs.len[u], unit_stride ? s.W - w : end_in_range(w, s.stride_w, s.W));
         uint32_t bits = 0;
         if (hi > lo) bits = ((1u << (hi - lo)) - 1) << (runs.lane[u] + lo);
         col_mask[u][t] = static_cast<__mmask16>(bits);
       }
       // Where lane 0 of the vector would read (lane i at i*stride_w after it);
       // the pointer is only ever used with the lanes of col_mask.
-      base[u] = s.x + (runs.n[u] * s.C + s.g * s.Cg) * HW + h0 * s.W + w0 -
-                runs.lane[u] * s.stride_w;
+      base[u] =
+          s.x + (runs.n[u] * s.C + s.g * s.Cg) * HW + h0 * s.W + w0 - runs.lane[u] * s.stride_w;
     }
   }
   // The block's pixels of tap (c, r, t) at offset off = c*HW + r*dil_h*W + t*dil_w.
@@ -106,8 +107,7 @@ void conv2d_pack_patches(float* dst, const PatchSource& s, int64_t m0, int64_t m
 
 void conv2d_pack_patches_transposed(float* dst, const PatchSource& s, int64_t m0, int64_t kd,
                                     int64_t o0, int64_t no, int w) {
-  if (w % 16 != 0 || s.stride_w > 65536 || s.R > RunTables::kMaxTaps ||
-      s.S > RunTables::kMaxTaps)
+  if (w % 16 != 0 || s.stride_w > 65536 || s.R > RunTables::kMaxTaps || s.S > RunTables::kMaxTaps)
     return pack_patches_transposed_generic(dst, s, m0, kd, o0, no, w);
   const int64_t RS = s.R * s.S, HW = s.H * s.W, padded = (no + w - 1) / w * w;
   constexpr int kChunk = 64;  // taps whose (r, t, offset) are worked out once per call
@@ -138,8 +138,8 @@ void conv2d_pack_patches_transposed(float* dst, const PatchSource& s, int64_t m0
   }
 }
 
-void conv2d_transpose_block(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows,
-                     int64_t cols) {
+void conv2d_transpose_block(float* dst, int64_t ld_dst, const float* src, int64_t ld_src,
+                            int64_t rows, int64_t cols) {
   // 16 rows of dst at a time, each written front to back: 16 sequential
   // streams (row-at-a-time blocks scattered over every row of dst ran at a
   // third of the speed on AlexNet conv1's output).

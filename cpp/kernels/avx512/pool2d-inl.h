@@ -24,16 +24,19 @@ static void max_row_2x2s2(float* yrow, int64_t* irow, const float* x, int64_t W,
     const int64_t first = start + 2 * q;
     const float* r0 = x + first;
     const float* r1 = r0 + W;
-    const __m512 lo0 = _mm512_maskz_loadu_ps(lo_mask, r0), hi0 = _mm512_maskz_loadu_ps(hi_mask, r0 + 16);
-    const __m512 lo1 = _mm512_maskz_loadu_ps(lo_mask, r1), hi1 = _mm512_maskz_loadu_ps(hi_mask, r1 + 16);
-    const __m512 v[4] = {_mm512_permutex2var_ps(lo0, even, hi0), _mm512_permutex2var_ps(lo0, odd, hi0),
-                         _mm512_permutex2var_ps(lo1, even, hi1), _mm512_permutex2var_ps(lo1, odd, hi1)};
+    const __m512 lo0 = _mm512_maskz_loadu_ps(lo_mask, r0),
+                 hi0 = _mm512_maskz_loadu_ps(hi_mask, r0 + 16);
+    const __m512 lo1 = _mm512_maskz_loadu_ps(lo_mask, r1),
+                 hi1 = _mm512_maskz_loadu_ps(hi_mask, r1 + 16);
+    const __m512 v[4] = {
+        _mm512_permutex2var_ps(lo0, even, hi0), _mm512_permutex2var_ps(lo0, odd, hi0),
+        _mm512_permutex2var_ps(lo1, even, hi1), _mm512_permutex2var_ps(lo1, odd, hi1)};
     // Window order (0,0), (0,1), (1,0), (1,1); offsets 0, 1, W, W + 1.
     __m512 best = v[0];
     __m512i off = lane2;
     for (int k = 1; k < 4; ++k) {
-      const __mmask16 take = _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ) |
-                             _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q);
+      const __mmask16 take =
+          _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q);
       best = _mm512_mask_mov_ps(best, take, v[k]);
       __m512i o = lane2;
       if (k & 1) o = _mm512_add_epi32(o, one);
@@ -43,7 +46,8 @@ static void max_row_2x2s2(float* yrow, int64_t* irow, const float* x, int64_t W,
     _mm512_mask_storeu_ps(yrow + q, out_mask, best);
     if (irow) {
       const __m512i base = _mm512_set1_epi64(first);
-      const __m512i i_lo = _mm512_add_epi64(base, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(off)));
+      const __m512i i_lo =
+          _mm512_add_epi64(base, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(off)));
       const __m512i i_hi =
           _mm512_add_epi64(base, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(off, 1)));
       _mm512_mask_storeu_epi64(irow + q, static_cast<__mmask8>(out_mask & 0xFF), i_lo);

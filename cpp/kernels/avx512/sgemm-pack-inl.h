@@ -23,7 +23,8 @@ static inline void transpose16x16(__m512 r[16]) {
     u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(1, 0, 1, 0));
     u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], _MM_SHUFFLE(3, 2, 3, 2));
   }
-  for (int j = 0; j < 4; ++j) {  // gather lane l of u[j], u[4+j], u[8+j], u[12+j] into column 4l + j
+  for (int j = 0; j < 4;
+       ++j) {  // gather lane l of u[j], u[4+j], u[8+j], u[12+j] into column 4l + j
     const __m512 x0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
     const __m512 x1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
     const __m512 y0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
@@ -35,8 +36,7 @@ static inline void transpose16x16(__m512 r[16]) {
   }
 }
 
-void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, int64_t kd,
-                           int w) {
+void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, int64_t kd, int w) {
   for (int o0 = 0; o0 < w; o0 += 16) {
     const int lanes = w - o0 < 16 ? w - o0 : 16;  // outer values stored per depth row
     const __mmask16 store_mask = static_cast<__mmask16>((1u << lanes) - 1);
@@ -47,7 +47,7 @@ void sgemm_pack_transposed(float* dst, const float* src, int64_t ld, int64_t n, 
       for (int i = 0; i < 16; ++i) {
         const int64_t o = o0 + i;
         r[i] = (i < lanes && o < n) ? _mm512_maskz_loadu_ps(load_mask, src + o * ld + k0)
-                                     : _mm512_setzero_ps();
+                                    : _mm512_setzero_ps();
       }
       transpose16x16(r);
       for (int64_t kk = 0; kk < kn; ++kk)

@@ -79,15 +79,17 @@ static void sgemm_ukernel_rows(float* c, const A a, const float* b, const GemmTi
   }
   const int n = t.n;
   const __mmask16 m0 = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-  const __mmask16 m1 = n >= 32 ? 0xFFFF : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1);
+  const __mmask16 m1 = n >= 32   ? 0xFFFF
+                       : n <= 16 ? 0
+                                 : static_cast<__mmask16>((1u << (n - 16)) - 1);
   const float* cb = t.last ? t.col_bias : nullptr;
   for (int i = 0; i < M; ++i) {
     float* ci = c + i * t.ldc;
     const float rb = (t.last && t.row_bias) ? t.row_bias[i] : 0.0f;
     _mm512_mask_storeu_ps(ci, m0, sgemm_finish(acc[i][0], ci, m0, t, rb, cb));
     if (NV == 2 && m1)
-      _mm512_mask_storeu_ps(ci + 16, m1,
-                            sgemm_finish(acc[i][NV - 1], ci + 16, m1, t, rb, cb ? cb + 16 : nullptr));
+      _mm512_mask_storeu_ps(
+          ci + 16, m1, sgemm_finish(acc[i][NV - 1], ci + 16, m1, t, rb, cb ? cb + 16 : nullptr));
   }
 }
 

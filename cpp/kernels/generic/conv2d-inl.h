@@ -17,8 +17,8 @@ namespace fastconv {
 namespace FASTCONV_ISA_NS {
 
 // Adds v to every element of the (P,Q) plane y outside [p_lo,p_hi) x [q_lo,q_hi).
-static void add_outside(float* y, int64_t P, int64_t Q, int64_t p_lo, int64_t p_hi,
-                        int64_t q_lo, int64_t q_hi, float v) {
+static void add_outside(float* y, int64_t P, int64_t Q, int64_t p_lo, int64_t p_hi, int64_t q_lo,
+                        int64_t q_hi, float v) {
   for (int64_t p = 0; p < P; ++p)
     for (int64_t q = 0; q < Q; ++q)
       if (p < p_lo || p >= p_hi || q < q_lo || q >= q_hi) y[p * Q + q] += v;
@@ -29,8 +29,7 @@ static bool nonfinite_outside(const float* y, int64_t P, int64_t Q, int64_t p_lo
                               int64_t q_lo, int64_t q_hi) {
   for (int64_t p = 0; p < P; ++p)
     for (int64_t q = 0; q < Q; ++q)
-      if ((p < p_lo || p >= p_hi || q < q_lo || q >= q_hi) && !is_finite(y[p * Q + q]))
-        return true;
+      if ((p < p_lo || p >= p_hi || q < q_lo || q >= q_hi) && !is_finite(y[p * Q + q])) return true;
   return false;
 }
 
@@ -72,8 +71,8 @@ void conv2d_forward_direct(float* y, const float* x, const float* w, const float
 
 // dx (H,W) of input channel c of one image = sum over k in c's group and
 // (r, s) of w[k, c%Cg, r, s] * dy[k] scattered to the positions it read.
-void conv2d_backward_input_direct(float* dx, const float* dy, const float* w,
-                                  const Conv2dParams& p, int64_t c) {
+void conv2d_backward_input_direct(float* dx, const float* dy, const float* w, const Conv2dParams& p,
+                                  int64_t c) {
   const int64_t H = p.H, W = p.W, R = p.R, S = p.S, P = p.P, Q = p.Q, Cg = p.Cg(), Kg = p.Kg();
   const int64_t sh = p.stride_h, sw = p.stride_w;
   const int64_t g = c / Cg, cg = c % Cg;
@@ -141,7 +140,8 @@ void conv2d_backward_weight_direct(float* dw, const float* dy, const float* x,
         for (int v = 8; v >= 1; v /= 2)
           for (int j = 0; j < v; ++j) lanes[j] += lanes[j + v];
         float acc = lanes[0];
-        if (!dy_finite && nonfinite_outside(dyk, P, Q, p_lo, p_hi, q_lo, q_hi)) acc += __builtin_nanf("");  // 0 * non-finite
+        if (!dy_finite && nonfinite_outside(dyk, P, Q, p_lo, p_hi, q_lo, q_hi))
+          acc += __builtin_nanf("");  // 0 * non-finite
         dw[(c * R + r) * S + s] += acc;
       }
     }

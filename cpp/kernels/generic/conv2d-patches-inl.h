@@ -75,8 +75,8 @@ static void pack_patches_generic(float* dst, const PatchSource& s, int64_t m0, i
 }
 
 [[maybe_unused]] static void pack_patches_transposed_generic(float* dst, const PatchSource& s,
-                                                            int64_t m0, int64_t kd, int64_t o0,
-                                                            int64_t no, int w) {
+                                                             int64_t m0, int64_t kd, int64_t o0,
+                                                             int64_t no, int w) {
   const int64_t RS = s.R * s.S, HW = s.H * s.W, padded = (no + w - 1) / w * w;
   PatchRuns runs;
   for (int64_t d0 = 0; d0 < kd; d0 += 16) {  // 16 pixels (rows of the panels): at most 16 runs
@@ -101,8 +101,9 @@ static void pack_patches_generic(float* dst, const PatchSource& s, int64_t m0, i
   }
 }
 
-[[maybe_unused]] static void conv2d_transpose_block_generic(float* dst, int64_t ld_dst, const float* src, int64_t ld_src,
-                                    int64_t rows, int64_t cols) {
+[[maybe_unused]] static void conv2d_transpose_block_generic(float* dst, int64_t ld_dst,
+                                                            const float* src, int64_t ld_src,
+                                                            int64_t rows, int64_t cols) {
   // 8 x 8 blocks: the reads stay in a few lines of src, the writes in a few of dst.
   for (int64_t i0 = 0; i0 < rows; i0 += 8)
     for (int64_t j0 = 0; j0 < cols; j0 += 8)
@@ -134,8 +135,8 @@ void conv2d_col2im_hwc_add(float* dx_hwc, const float* rows, int64_t ld, const P
   }
 }
 
-void conv2d_patch_rows(const float** rows, float* scratch, const float* zeros,
-                       const PatchSource& s, int64_t m0, int m, int64_t k0, int64_t kd) {
+void conv2d_patch_rows(const float** rows, float* scratch, const float* zeros, const PatchSource& s,
+                       int64_t m0, int m, int64_t k0, int64_t kd) {
   const int64_t PQ = s.P * s.Q, HW = s.H * s.W, RS = s.R * s.S;
   const int64_t n = m0 / PQ, p = (m0 % PQ) / s.Q, q0 = m0 % s.Q;
   const int64_t h0 = p * s.stride_h + s.off_h, w0 = q0 + s.off_w;  // tap (0, 0, 0), pixel 0
@@ -171,8 +172,8 @@ void conv2d_pack_patches(float* dst, const PatchSource& s, int64_t m0, int64_t m
   pack_patches_generic(dst, s, m0, mb, k0, kd, mr);
 }
 
-void conv2d_transpose_block(float* dst, int64_t ld_dst, const float* src, int64_t ld_src, int64_t rows,
-                     int64_t cols) {
+void conv2d_transpose_block(float* dst, int64_t ld_dst, const float* src, int64_t ld_src,
+                            int64_t rows, int64_t cols) {
   conv2d_transpose_block_generic(dst, ld_dst, src, ld_src, rows, cols);
 }
 

@@ -12,8 +12,8 @@ namespace FASTCONV_ISA_NS {
 // the first maximum in row-major window order and the last NaN wins.
 
 // One window that may hang over the edges (bounds computed per window).
-static inline void max_window_clipped(float* y, int64_t* idx, const float* x,
-                                      const Pool2dParams& p, int64_t h0, int64_t w0) {
+static inline void max_window_clipped(float* y, int64_t* idx, const float* x, const Pool2dParams& p,
+                                      int64_t h0, int64_t w0) {
   const int64_t r_lo = first_in_range(h0, p.dil_h);
   const int64_t r_hi = imin(p.R, end_in_range(h0, p.dil_h, p.H));
   const int64_t s_lo = first_in_range(w0, p.dil_w);
@@ -45,8 +45,7 @@ static inline void max_window_clipped(float* y, int64_t* idx, const float* x,
 // 0 means p.R, p.S at run time.
 template <int RC, int SC>
 static inline void max_row_interior(float* yrow, int64_t* irow, const float* x,
-                                    const Pool2dParams& p, int64_t start, int64_t q0,
-                                    int64_t q1) {
+                                    const Pool2dParams& p, int64_t start, int64_t q0, int64_t q1) {
   const int64_t R = RC > 0 ? RC : p.R, S = SC > 0 ? SC : p.S;
   const int64_t dh = RC > 0 ? 1 : p.dil_h, dw = SC > 0 ? 1 : p.dil_w;
   const int64_t W = p.W, sw = p.stride_w;
@@ -116,8 +115,7 @@ void max_pool2d_forward(float* y, int64_t* idx, const float* x, const Pool2dPara
 // read exactly once and checked before use: the indices may be the caller's
 // array, which another thread could change between a check and a use.
 // Returns -1, or the first i whose index is outside [0, H*W).
-int64_t max_pool2d_backward(float* dx, const float* dy, const int64_t* idx,
-                            const Pool2dParams& p) {
+int64_t max_pool2d_backward(float* dx, const float* dy, const int64_t* idx, const Pool2dParams& p) {
   const int64_t HW = p.H * p.W;
   int64_t bad = -1;
   for (int64_t i = 0; i < HW; ++i) dx[i] = 0.0f;
