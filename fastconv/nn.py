@@ -3,7 +3,7 @@
 A :class:`Module` registers the :class:`Parameter`, buffers (NumPy arrays such
 as BatchNorm's running statistics) and sub-modules assigned to its attributes,
 in assignment order. Each layer's ``forward`` is one call of an op in
-:mod:`fastconv.tensor`, whose forward and backward call
+an op of :mod:`fastconv.ops` or :mod:`fastconv.tensor`, whose forward and backward call
 :mod:`fastconv.functional` (convolution, pooling, linear, ReLU) or NumPy.
 
 Initialisation follows PyTorch's defaults (``Conv2d``/``Linear``: weights
@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, ops
 from . import tensor as T
 from .tensor import Tensor, no_grad
 
@@ -642,7 +642,7 @@ class Sequential(Module):
     (``conv2d(..., activation="relu")``): the kernels apply the ReLU as each
     output is stored instead of a second pass over the tensor, and the ReLU
     module is not called; followed by a :class:`MaxPool2d` too, the three run
-    as :func:`fastconv.tensor.conv2d_relu_max_pool2d`, whose backward applies
+    as :func:`fastconv.ops.conv2d_relu_max_pool2d`, whose backward applies
     the ReLU to the pooled gradient. Results and gradients are the same; set
     ``fuse_relu = False`` on the instance to call every module.
     """
@@ -774,7 +774,7 @@ class Conv2d(Module):
 
     def forward_relu_max_pool(self, x: Tensor, pool: MaxPool2d) -> Tensor:
         """``pool(relu(self(x)))`` as one op (see :class:`Sequential`)."""
-        return T.conv2d_relu_max_pool2d(
+        return ops.conv2d_relu_max_pool2d(
             x,
             self.weight,
             self.bias,
@@ -784,7 +784,7 @@ class Conv2d(Module):
 
     def forward(self, x: Tensor, activation: str | None = None) -> Tensor:
         """The convolution; ``activation="relu"`` fuses a following ReLU (see :class:`Sequential`)."""
-        return T.conv2d(
+        return ops.conv2d(
             x,
             self.weight,
             self.bias,
@@ -834,7 +834,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        return T.linear(x, self.weight, self.bias)
+        return ops.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (
@@ -861,7 +861,7 @@ class MaxPool2d(Module):
         self.dilation, self.ceil_mode = dilation, check.bool("ceil_mode", ceil_mode)
 
     def forward(self, x: Tensor) -> Tensor:
-        return T.max_pool2d(
+        return ops.max_pool2d(
             x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
         )
 
@@ -898,7 +898,7 @@ class AvgPool2d(Module):
         self.divisor_override = divisor_override
 
     def forward(self, x: Tensor) -> Tensor:
-        return T.avg_pool2d(
+        return ops.avg_pool2d(
             x,
             self.kernel_size,
             self.stride,
@@ -973,7 +973,7 @@ class Dropout(Module):
         self.p = _Args(self).number("p", p, lambda v: 0 <= v <= 1, "in [0, 1]")
 
     def forward(self, x: Tensor) -> Tensor:
-        return T.dropout(x, self.p, _rng) if self.training else x
+        return ops.dropout(x, self.p, _rng) if self.training else x
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -1017,7 +1017,7 @@ class _BatchNorm(Module):
                 f"{' or '.join(map(str, self._ndims))} dims and {self.num_features} channels "
                 f"in dim 1, got shape {x.shape}"
             )
-        return T.batch_norm(
+        return ops.batch_norm(
             x,
             self.running_mean,
             self.running_var,
@@ -1064,21 +1064,21 @@ class CrossEntropyLoss(Module):
         self.reduction = _Args(self).choice("reduction", reduction, ("mean", "sum"))
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return T.cross_entropy(input, target, self.reduction)
+        return ops.cross_entropy(input, target, self.reduction)
 
 
 class MSELoss(CrossEntropyLoss):
     """Mean squared error (``reduction="mean"`` or ``"sum"``)."""
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return T.mse_loss(input, target, self.reduction)
+        return ops.mse_loss(input, target, self.reduction)
 
 
 class L1Loss(CrossEntropyLoss):
     """Mean absolute error (``reduction="mean"`` or ``"sum"``)."""
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return T.l1_loss(input, target, self.reduction)
+        return ops.l1_loss(input, target, self.reduction)
 
 
 # --------------------------------------------------------------------------
