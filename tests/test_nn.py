@@ -129,18 +129,17 @@ def test_conv2d_gradcheck(name, shape, kw):
         gradcheck(lambda: layer(x), [x, *_params(layer)])
 
 
-@pytest.mark.parametrize("name, shape, kw", MAXPOOL_CASES, ids=_ids(MAXPOOL_CASES))
-def test_maxpool2d_gradcheck(name, shape, kw):
-    with T.backend("reference", np.float64):
-        layer = nn.MaxPool2d(**kw)
-        x = _x64(*shape)
-        gradcheck(lambda: layer(x), [x])
+POOL_CASES = [(nn.MaxPool2d, *c) for c in MAXPOOL_CASES] + [
+    (nn.AvgPool2d, *c) for c in AVGPOOL_CASES
+]
 
 
-@pytest.mark.parametrize("name, shape, kw", AVGPOOL_CASES, ids=_ids(AVGPOOL_CASES))
-def test_avgpool2d_gradcheck(name, shape, kw):
+@pytest.mark.parametrize(
+    "cls, name, shape, kw", POOL_CASES, ids=[f"{c[0].__name__}-{c[1]}" for c in POOL_CASES]
+)
+def test_pool2d_gradcheck(cls, name, shape, kw):
     with T.backend("reference", np.float64):
-        layer = nn.AvgPool2d(**kw)
+        layer = cls(**kw)
         x = _x64(*shape)
         gradcheck(lambda: layer(x), [x])
 
@@ -707,7 +706,6 @@ def test_manual_seed_makes_construction_reproducible():
 
 def test_init_functions():
     import fastconv.nn.init as init2
-
     from fastconv.nn import init
 
     assert init is init2 is nn.init

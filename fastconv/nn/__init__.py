@@ -1,0 +1,75 @@
+"""Layers, losses and initialisers on :class:`fastconv.Tensor`, with PyTorch's names.
+
+A :class:`Module` registers the :class:`Parameter`, buffers (NumPy arrays such
+as BatchNorm's running statistics) and sub-modules assigned to its attributes,
+in assignment order. Each layer's ``forward`` is one call of an op of
+:mod:`fastconv.ops` or :mod:`fastconv.tensor`, whose forward and backward call
+:mod:`fastconv.functional` (convolution, pooling, linear, ReLU) or NumPy.
+
+Initialisation follows PyTorch's defaults (``Conv2d``/``Linear``: weights
+``kaiming_uniform_(a=sqrt(5))``, i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and
+the bias from the same range), drawn from a module-level
+``numpy.random.Generator``: :func:`manual_seed` makes model construction and
+dropout masks reproducible.
+
+Constructors check their arguments, so a mistake fails where the layer is
+built rather than at its first forward: ``TypeError`` for a wrong type (a float
+or a bool where an int is expected), ``ValueError`` for a bad value, each
+naming the layer, the argument and the value in the words of the functional
+API's errors (``Conv2d: stride must be in [1, 2147483647], got (-1, -1)``).
+
+Modules: :mod:`~fastconv.nn.module` (Module, Parameter, state dicts, summary),
+:mod:`~fastconv.nn.container` (Sequential), :mod:`~fastconv.nn.layers`
+(convolution, pooling, linear, activations, dropout, batch norm),
+:mod:`~fastconv.nn.loss`, :mod:`~fastconv.nn.init` (initialisers and the
+generator), ``_args`` (the constructors' argument checks).
+"""
+
+from . import init
+from .container import Sequential
+from .init import get_rng, manual_seed
+from .layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Identity,
+    Linear,
+    LogSoftmax,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .loss import CrossEntropyLoss, L1Loss, MSELoss
+from .module import Module, Parameter, Summary
+
+__all__ = [
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv2d",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Flatten",
+    "Identity",
+    "L1Loss",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "MaxPool2d",
+    "Module",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "Summary",
+    "Tanh",
+    "get_rng",
+    "init",
+    "manual_seed",
+]
