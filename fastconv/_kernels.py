@@ -137,6 +137,8 @@ def float_array(data: Any, dtype: Any = None, like: np.dtype | None = None) -> n
 
 
 def _kernel(function: str, profile_name: str) -> Callable[..., Any]:
+    """``call(F, *args, **kwargs)``: ``F.<function>(*args, **kwargs)``, timed as ``profile_name``."""
+
     @timed(profile_name)
     def call(F: ModuleType, *args: Any, **kwargs: Any) -> Any:
         return getattr(F, function)(*args, **kwargs)

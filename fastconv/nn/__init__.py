@@ -27,7 +27,22 @@ generator), ``_args`` (the constructors' argument checks).
 
 from . import init
 from .container import Sequential
-from .init import get_rng, manual_seed
+
+# The generator; the initialisers (not in __all__) stay fastconv.nn.<name> as before the split.
+from .init import (  # noqa: F401
+    calculate_gain,
+    constant_,
+    get_rng,
+    kaiming_normal_,
+    kaiming_uniform_,
+    manual_seed,
+    normal_,
+    ones_,
+    uniform_,
+    xavier_normal_,
+    xavier_uniform_,
+    zeros_,
+)
 from .layers import (
     AvgPool2d,
     BatchNorm1d,

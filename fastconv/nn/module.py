@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._kernels import KERNELS
 from ..tensor import Tensor, get_default_dtype, no_grad
 
 __all__ = ["Module", "Parameter", "Summary"]
@@ -205,7 +206,7 @@ class Module:
         Gradients are cleared; build optimizers after converting.
         """
         dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
+        if dtype not in KERNELS:  # the dtypes with kernels, float32 and float64
             raise TypeError(
                 f"{type(self).__name__}.to: dtype must be float32 or float64, got {dtype}"
             )
