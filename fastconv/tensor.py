@@ -12,8 +12,9 @@ This module is the Tensor core: the graph, grad mode (:class:`no_grad`), the
 arithmetic, reductions and shape ops behind Tensor's operators and methods,
 the activations, and :func:`cat`. The layer ops (convolution, pooling,
 linear), batch norm, dropout and the losses are in :mod:`fastconv.ops`.
-Each op's array work is a function decorated with
-:func:`fastconv.profiler.timed`, a plain call unless a profiler is active.
+Each op's array work is a function of :mod:`fastconv._kernels` (fastconv's
+kernels) or :mod:`fastconv._numpy_kernels` (NumPy), decorated with
+:func:`fastconv.profiler.timed`: a plain call unless a profiler is active.
 
 Dtypes: a tensor holds float32 (run on the C++ kernels of
 :mod:`fastconv.functional`) or float64 (on :mod:`fastconv.reference`), chosen
