@@ -18,18 +18,21 @@ or a bool where an int is expected), ``ValueError`` for a bad value, each
 naming the layer, the argument and the value in the words of the functional
 API's errors (``Conv2d: stride must be in [1, 2147483647], got (-1, -1)``).
 
-Modules: :mod:`~fastconv.nn.module` (Module, Parameter, state dicts, summary),
-:mod:`~fastconv.nn.container` (Sequential), :mod:`~fastconv.nn.layers`
-(convolution, pooling, linear, activations, dropout, batch norm),
-:mod:`~fastconv.nn.loss`, :mod:`~fastconv.nn.init` (initialisers and the
-generator), ``_args`` (the constructors' argument checks).
+This module gathers the public names of its parts: ``_nn_module`` (Module,
+Parameter, state dicts, summary), ``_nn_container`` (Sequential),
+``_nn_layers`` (convolution, pooling, linear, activations, dropout, batch
+norm), ``_nn_loss``, ``_nn_init`` (the initialisers and the generator, also
+importable as ``fastconv.nn.init``) and ``_nn_args`` (the constructors'
+argument checks).
 """
 
-from . import init
-from .container import Sequential
+import sys
+
+from . import _nn_init as init
+from ._nn_container import Sequential
 
 # The generator; the initialisers (not in __all__) stay fastconv.nn.<name> as before the split.
-from .init import (  # noqa: F401
+from ._nn_init import (  # noqa: F401
     calculate_gain,
     constant_,
     get_rng,
@@ -43,7 +46,7 @@ from .init import (  # noqa: F401
     xavier_uniform_,
     zeros_,
 )
-from .layers import (
+from ._nn_layers import (
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
@@ -59,8 +62,8 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .loss import CrossEntropyLoss, L1Loss, MSELoss
-from .module import Module, Parameter, Summary
+from ._nn_loss import CrossEntropyLoss, L1Loss, MSELoss
+from ._nn_module import Module, Parameter, Summary
 
 __all__ = [
     "AvgPool2d",
@@ -88,3 +91,6 @@ __all__ = [
     "init",
     "manual_seed",
 ]
+
+# ``import fastconv.nn.init`` and ``from fastconv.nn import init``, as torch.nn.init.
+sys.modules[__name__ + ".init"] = init

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor
-from .layers import Conv2d, MaxPool2d, ReLU
-from .module import Module
+from ._nn_layers import Conv2d, MaxPool2d, ReLU
+from ._nn_module import Module
+from .tensor import Tensor
 
 __all__ = ["Sequential"]
 

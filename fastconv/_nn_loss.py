@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import ops
-from ..tensor import Tensor
-from ._args import _Args
-from .module import Module
+from . import ops
+from ._nn_args import _Args
+from ._nn_module import Module
+from .tensor import Tensor
 
 __all__ = ["CrossEntropyLoss", "L1Loss", "MSELoss"]
 

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._kernels import KERNELS
-from ..tensor import Tensor, get_default_dtype, no_grad
+from ._kernels import KERNELS
+from .tensor import Tensor, get_default_dtype, no_grad
 
 __all__ = ["Module", "Parameter", "Summary"]
 

@@ -1,9 +1,9 @@
 """The layers: convolution, pooling, linear, flatten, activations, dropout, batch norm.
 
-Each layer checks its constructor arguments (:mod:`fastconv.nn._args`) and its
+Each layer checks its constructor arguments (``fastconv._nn_args``) and its
 ``forward`` is one call of an op of :mod:`fastconv.ops` or
 :mod:`fastconv.tensor`. Parameters are created in the default dtype and
-initialised as in PyTorch (:mod:`fastconv.nn.init`).
+initialised as in PyTorch (:mod:`fastconv.nn.init`, ``_nn_init``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Union
 
 import numpy as np
 
-from .. import _core, ops
-from .. import tensor as T
-from ..tensor import Tensor
-from . import init
-from ._args import _Args
-from .module import Module, Parameter
+from . import _core, ops
+from . import _nn_init as init
+from . import tensor as T
+from ._nn_args import _Args
+from ._nn_module import Module, Parameter
+from .tensor import Tensor
 
 __all__ = [
     "AvgPool2d",
