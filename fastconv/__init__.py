@@ -36,7 +36,7 @@ def _load_core():
 
 _core = _load_core()
 
-from . import models, nn, optim, profiler, reference  # noqa: E402
+from . import models, nn, ops, optim, profiler, reference
 from ._config import get_num_threads, release_workspace, set_num_threads, show_config
 from .functional import (
     avg_pool2d,
@@ -70,11 +70,12 @@ __all__ = [
     "models",
     "nn",
     "no_grad",
+    "ops",
     "optim",
     "profiler",
     "reference",
-    "relu",
     "release_workspace",
+    "relu",
     "relu_backward",
     "set_num_threads",
     "show_config",

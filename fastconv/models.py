@@ -21,6 +21,8 @@ The models output logits: train them with :class:`fastconv.nn.CrossEntropyLoss`
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import nn
 from .tensor import Tensor, cat
 
@@ -42,20 +44,18 @@ def keras_mnist_cnn(num_classes: int = 10) -> nn.Sequential:
     Conv 32 3x3 + ReLU -> MaxPool 2 -> Conv 64 3x3 + ReLU -> MaxPool 2 ->
     Conv 64 3x3 + ReLU -> Flatten (576) -> Dense 64 + ReLU -> Dense 10.
     """
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(576, 64),
-        nn.ReLU(),
-        nn.Linear(64, num_classes),
-    )
+    return _keras_mnist_cnn(nn, num_classes)
+
+
+def _keras_mnist_cnn(lib: Any, num_classes: int) -> Any:
+    """The layers of :func:`keras_mnist_cnn` from ``lib``, which has PyTorch's names:
+    :mod:`fastconv.nn` here, ``torch.nn`` in the torch parity test."""
+    return lib.Sequential(
+        lib.Conv2d(1, 32, 3), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Conv2d(32, 64, 3), lib.ReLU(), lib.MaxPool2d(2),
+        lib.Conv2d(64, 64, 3), lib.ReLU(),
+        lib.Flatten(), lib.Linear(576, 64), lib.ReLU(), lib.Linear(64, num_classes),
+    )  # fmt: skip
 
 
 def mlp_mnist(hidden: int = 512, num_classes: int = 10, dropout: float = 0.0) -> nn.Sequential:
@@ -83,19 +83,11 @@ def lenet5(input_size: int = 32, num_classes: int = 10) -> nn.Sequential:
     if input_size not in (28, 32):
         raise ValueError(f"lenet5: input_size must be 28 or 32, got {input_size}")
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2 if input_size == 28 else 0),
-        nn.Tanh(),
-        nn.AvgPool2d(2, 2),
-        nn.Conv2d(6, 16, 5),
-        nn.Tanh(),
-        nn.AvgPool2d(2, 2),
-        nn.Conv2d(16, 120, 5),
-        nn.Tanh(),
-        nn.Flatten(),
-        nn.Linear(120, 84),
-        nn.Tanh(),
-        nn.Linear(84, num_classes),
-    )
+        nn.Conv2d(1, 6, 5, padding=2 if input_size == 28 else 0), nn.Tanh(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(16, 120, 5), nn.Tanh(),
+        nn.Flatten(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, num_classes),
+    )  # fmt: skip
 
 
 def alexnet(num_classes: int = 1000, dropout: float = 0.5) -> nn.Sequential:
@@ -110,28 +102,16 @@ def alexnet(num_classes: int = 1000, dropout: float = 0.5) -> nn.Sequential:
     Local response normalisation is left out.
     """
     return nn.Sequential(
-        nn.Conv2d(3, 96, 11, stride=4),
-        nn.ReLU(),
-        nn.MaxPool2d(3, 2),
-        nn.Conv2d(96, 256, 5, padding=2),
-        nn.ReLU(),
-        nn.MaxPool2d(3, 2),
-        nn.Conv2d(256, 384, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(384, 384, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(384, 256, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(3, 2),
+        nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2),
         nn.Flatten(),
-        nn.Dropout(dropout),
-        nn.Linear(256 * 6 * 6, 4096),
-        nn.ReLU(),
-        nn.Dropout(dropout),
-        nn.Linear(4096, 4096),
-        nn.ReLU(),
+        nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(),
+        nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(),
         nn.Linear(4096, num_classes),
-    )
+    )  # fmt: skip
 
 
 class BasicBlock(nn.Module):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -56,10 +55,9 @@ class Optimizer:
                 else:
                     p.grad.fill(0)
 
+    @profiler.timed("optimizer.step")
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
-        prof = profiler._active
-        t0 = perf_counter() if prof is not None else 0.0
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -67,8 +65,6 @@ class Optimizer:
                     if state is None:
                         state = self.state[p] = {}
                     self._update(p.data, p.grad, state, group)
-        if prof is not None:
-            prof.add("optimizer.step", perf_counter() - t0)
 
     def _update(self, w: np.ndarray, g: np.ndarray, state: dict, group: dict) -> None:
         raise NotImplementedError

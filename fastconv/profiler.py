@@ -1,8 +1,9 @@
 """Wall time per op of the layer API: where a training step's time goes.
 
-Every array computation of :mod:`fastconv.tensor` (the fastconv kernels and
-the few NumPy ops), the losses and :meth:`fastconv.optim.Optimizer.step` run
-through one helper that checks a single module global, ``_active``; with no
+Every array computation of :mod:`fastconv.tensor` and :mod:`fastconv.ops`
+(the fastconv kernels and the few NumPy ops, the losses) and
+:meth:`fastconv.optim.Optimizer.step` is a function decorated with
+:func:`timed`, which checks a single module global, ``_active``; with no
 profiler active that check is the whole cost. Inside ``with Profiler() as
 prof:`` each call's wall time is added to ``prof`` under its op name, forward
 and backward apart: ``"conv2d.forward"``, ``"conv2d.backward"``,
@@ -23,9 +24,13 @@ Example
 
 from __future__ import annotations
 
+import functools
 from time import perf_counter
+from typing import Any, Callable, TypeVar
 
-__all__ = ["Profiler", "active"]
+__all__ = ["Profiler", "active", "timed"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 # The profiler ops report to, or None (the one check made on every op).
 _active: Profiler | None = None
@@ -34,6 +39,29 @@ _active: Profiler | None = None
 def active() -> Profiler | None:
     """The active profiler, or None."""
     return _active
+
+
+def timed(name: str) -> Callable[[_F], _F]:
+    """Decorator: while a :class:`Profiler` is active, each call of the function adds
+    its wall time under ``name``; otherwise the call is the function's alone.
+
+    Also wraps a function defined elsewhere: ``timed("add.forward")(np.add)``.
+    """
+
+    def decorate(fn: _F) -> _F:
+        @functools.wraps(fn)
+        def timed_call(*args: Any, **kwargs: Any) -> Any:
+            prof = _active
+            if prof is None:
+                return fn(*args, **kwargs)
+            t0 = perf_counter()
+            out = fn(*args, **kwargs)
+            prof.add(name, perf_counter() - t0)
+            return out
+
+        return timed_call  # type: ignore[return-value]
+
+    return decorate
 
 
 class Profiler:

@@ -224,20 +224,7 @@ def test_inception_matches_torch():
 def test_torch_counts_of_the_lecture_models():
     torch = pytest.importorskip("torch")
     tnn = torch.nn
-    keras = tnn.Sequential(
-        tnn.Conv2d(1, 32, 3),
-        tnn.ReLU(),
-        tnn.MaxPool2d(2),
-        tnn.Conv2d(32, 64, 3),
-        tnn.ReLU(),
-        tnn.MaxPool2d(2),
-        tnn.Conv2d(64, 64, 3),
-        tnn.ReLU(),
-        tnn.Flatten(),
-        tnn.Linear(576, 64),
-        tnn.ReLU(),
-        tnn.Linear(64, 10),
-    )
+    keras = models._keras_mnist_cnn(tnn, 10)  # the same table, from torch.nn
     assert sum(p.numel() for p in keras.parameters()) == 93_322
     assert sum(p.numel() for p in _torch_block(torch, 64, 128, 2).parameters()) == 230_144
     incep = _torch_inception(torch, 192, 64, 96, 128, 16, 32, 32)

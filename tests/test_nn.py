@@ -23,7 +23,7 @@ from layer_checks import torch_check
 from test_autograd import gradcheck
 
 import fastconv
-from fastconv import Tensor, nn, no_grad
+from fastconv import Tensor, nn, no_grad, ops
 from fastconv import tensor as T
 
 RNG = np.random.default_rng(2024)
@@ -129,18 +129,17 @@ def test_conv2d_gradcheck(name, shape, kw):
         gradcheck(lambda: layer(x), [x, *_params(layer)])
 
 
-@pytest.mark.parametrize("name, shape, kw", MAXPOOL_CASES, ids=_ids(MAXPOOL_CASES))
-def test_maxpool2d_gradcheck(name, shape, kw):
-    with T.backend("reference", np.float64):
-        layer = nn.MaxPool2d(**kw)
-        x = _x64(*shape)
-        gradcheck(lambda: layer(x), [x])
+POOL_CASES = [(nn.MaxPool2d, *c) for c in MAXPOOL_CASES] + [
+    (nn.AvgPool2d, *c) for c in AVGPOOL_CASES
+]
 
 
-@pytest.mark.parametrize("name, shape, kw", AVGPOOL_CASES, ids=_ids(AVGPOOL_CASES))
-def test_avgpool2d_gradcheck(name, shape, kw):
+@pytest.mark.parametrize(
+    "cls, name, shape, kw", POOL_CASES, ids=[f"{c[0].__name__}-{c[1]}" for c in POOL_CASES]
+)
+def test_pool2d_gradcheck(cls, name, shape, kw):
     with T.backend("reference", np.float64):
-        layer = nn.AvgPool2d(**kw)
+        layer = cls(**kw)
         x = _x64(*shape)
         gradcheck(lambda: layer(x), [x])
 
@@ -223,7 +222,7 @@ def test_resnet_style_graph_gradcheck():
 
         def f():
             h = bn(conv1(x)).relu() + x
-            return T.cat([conv2(h), T.max_pool2d(h, 3, 1, 1)], dim=1).tanh()
+            return T.cat([conv2(h), ops.max_pool2d(h, 3, 1, 1)], dim=1).tanh()
 
         gradcheck(f, [x, *_params(conv1), *_params(conv2), *_params(bn)])
 
@@ -340,46 +339,38 @@ def _torch():
     return pytest.importorskip("torch")
 
 
+def _weights_into_torch(torch, ours, theirs):
+    """Copy our weight (and bias) into the torch layer; the (ours, theirs) parameter pairs."""
+    params = [(ours.weight, theirs.weight)]
+    if ours.bias is not None:
+        params.append((ours.bias, theirs.bias))
+    with torch.no_grad():
+        for p, tp in params:
+            tp.copy_(torch.tensor(p.data))
+    return params
+
+
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("name, shape, kw", CONV_CASES, ids=_ids(CONV_CASES))
 def test_conv2d_matches_torch(name, shape, kw):
     torch = _torch()
-    ours = nn.Conv2d(**kw)
-    theirs = torch.nn.Conv2d(**kw)
-    with torch.no_grad():
-        theirs.weight.copy_(torch.tensor(ours.weight.data))
-        if ours.bias is not None:
-            theirs.bias.copy_(torch.tensor(ours.bias.data))
-    params = [(ours.weight, theirs.weight)]
-    if ours.bias is not None:
-        params.append((ours.bias, theirs.bias))
-    torch_check(ours, theirs, _f32(*shape), params=params)
+    ours, theirs = nn.Conv2d(**kw), torch.nn.Conv2d(**kw)
+    torch_check(ours, theirs, _f32(*shape), params=_weights_into_torch(torch, ours, theirs))
 
 
-@pytest.mark.parametrize("name, shape, kw", MAXPOOL_CASES, ids=_ids(MAXPOOL_CASES))
-def test_maxpool2d_matches_torch(name, shape, kw):
+@pytest.mark.parametrize(
+    "cls, name, shape, kw", POOL_CASES, ids=[f"{c[0].__name__}-{c[1]}" for c in POOL_CASES]
+)
+def test_pool2d_matches_torch(cls, name, shape, kw):
     torch = _torch()
-    torch_check(nn.MaxPool2d(**kw), torch.nn.MaxPool2d(**kw), _f32(*shape))
-
-
-@pytest.mark.parametrize("name, shape, kw", AVGPOOL_CASES, ids=_ids(AVGPOOL_CASES))
-def test_avgpool2d_matches_torch(name, shape, kw):
-    torch = _torch()
-    torch_check(nn.AvgPool2d(**kw), torch.nn.AvgPool2d(**kw), _f32(*shape))
+    torch_check(cls(**kw), getattr(torch.nn, cls.__name__)(**kw), _f32(*shape))
 
 
 @pytest.mark.parametrize("name, shape, kw", LINEAR_CASES, ids=_ids(LINEAR_CASES))
 def test_linear_matches_torch(name, shape, kw):
     torch = _torch()
     ours, theirs = nn.Linear(**kw), torch.nn.Linear(**kw)
-    with torch.no_grad():
-        theirs.weight.copy_(torch.tensor(ours.weight.data))
-        if ours.bias is not None:
-            theirs.bias.copy_(torch.tensor(ours.bias.data))
-    params = [(ours.weight, theirs.weight)]
-    if ours.bias is not None:
-        params.append((ours.bias, theirs.bias))
-    torch_check(ours, theirs, _f32(*shape), params=params)
+    torch_check(ours, theirs, _f32(*shape), params=_weights_into_torch(torch, ours, theirs))
 
 
 @pytest.mark.parametrize("name", ["ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax", "Flatten"])
@@ -707,7 +698,6 @@ def test_manual_seed_makes_construction_reproducible():
 
 def test_init_functions():
     import fastconv.nn.init as init2
-
     from fastconv.nn import init
 
     assert init is init2 is nn.init
