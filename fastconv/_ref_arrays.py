@@ -10,12 +10,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ._ref_shapes import _is_int
 
 
-def _float_array(a: object, name: str, ndim: int, layout: str) -> np.ndarray:
-    """``np.asarray`` without dtype change; checks for a float dtype and the rank."""
+def _float_array(a: object, name: str, ndim: int | None, layout: str) -> np.ndarray:
+    """``np.asarray`` without dtype change; checks for a float dtype and the rank
+    (``ndim=None``: at least 1-D)."""
     arr = np.asarray(a)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name} must have a floating dtype (float32 or float64), got {arr.dtype}")
-    if arr.ndim != ndim:
+    if ndim is None and arr.ndim == 0:
+        raise ValueError(f"{name} must be at least 1-D {layout}, got a 0-d array")
+    if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {arr.shape}")
     return arr
 

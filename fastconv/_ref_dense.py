@@ -14,8 +14,8 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
 
     Parameters
     ----------
-    x : ndarray, shape (B, in_features)
-        float32 or float64.
+    x : ndarray, shape (..., in_features)
+        float32 or float64; the leading dimensions (none for a 1-D x) are the batch.
     weight : ndarray, shape (out_features, in_features)
         Same dtype as ``x``.
     bias : ndarray, shape (out_features,), optional
@@ -23,7 +23,7 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
 
     Returns
     -------
-    ndarray, shape (B, out_features)
+    ndarray, shape (..., out_features)
         Same dtype as ``x``.
 
     Raises
@@ -33,10 +33,10 @@ def linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) ->
     TypeError
         On non-float inputs or inputs of different dtypes.
     """
-    x = _float_array(x, "x", 2, "(B, in_features)")
+    x = _float_array(x, "x", None, "(..., in_features)")
     weight = _float_array(weight, "weight", 2, "(out_features, in_features)")
     _same_dtype(x, weight, "x and weight")
-    if x.shape[1] != weight.shape[1]:
+    if x.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"x shape {x.shape} and weight shape {weight.shape} disagree on in_features"
         )

@@ -136,8 +136,10 @@ def conv2d_relu_max_pool2d(
     if not want_idx:
         return _wrap(out)
     p, idx = out
-    geo = reference._conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
-    y_shape = (geo.N, geo.K, geo.P, geo.Q)  # the convolution's output, for the pool's backward
+    # The convolution's output shape, for the pool's backward (the arguments
+    # were checked by the forward call above).
+    P, Q = reference.conv2d_output_hw(x.shape[2:], weight.shape[2:], stride, padding, dilation)
+    y_shape = (x.shape[0], weight.shape[0], P, Q)
 
     def backward(g: np.ndarray) -> tuple:
         g = kern.relu_backward(F, g, p)
@@ -150,20 +152,12 @@ def conv2d_relu_max_pool2d(
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """Differentiable :func:`fastconv.linear`: ``x @ weight.T + bias``, x (..., in_features)."""
     F = kernels_for("linear", ("x", x), ("weight", weight), ("bias", bias))
-    xd, wd = x.data, weight.data
-    lead = xd.shape[:-1]
-    x2 = xd.reshape(-1, xd.shape[-1]) if xd.ndim != 2 else xd
-    y = kern.linear(F, x2, wd, None if bias is None else bias.data)
-    if xd.ndim != 2:
-        y = y.reshape(*lead, wd.shape[0])
+    # Both backends take x (..., in_features) and give dx in x's shape.
+    y = kern.linear(F, x.data, weight.data, None if bias is None else bias.data)
 
     def backward(g: np.ndarray) -> tuple:
         mask = (x.requires_grad, weight.requires_grad, bias is not None and bias.requires_grad)
-        g2 = g.reshape(-1, wd.shape[0]) if g.ndim != 2 else g
-        dx, dw, db = kern.linear_backward(F, g2, x2, wd, mask)
-        if dx is not None and xd.ndim != 2:
-            dx = dx.reshape(xd.shape)
-        return dx, dw, db
+        return kern.linear_backward(F, g, x.data, weight.data, mask)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     return _make(y, parents, backward, "linear")

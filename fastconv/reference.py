@@ -41,11 +41,7 @@ imports ``fastconv._core``. (They are flat modules, not a subpackage, because
 ``tools/valgrind.sh`` and ``tools/sanitize.sh`` stage ``fastconv/*.py`` only.)
 """
 
-from ._ref_conv import (
-    _conv_geometry,  # noqa: F401  (fastconv.tensor reads it from here)
-    conv2d,
-    conv2d_backward,
-)
+from ._ref_conv import conv2d, conv2d_backward
 from ._ref_dense import linear, linear_backward, relu, relu_backward
 from ._ref_pool import (
     avg_pool2d,

@@ -476,7 +476,7 @@ def run(args: argparse.Namespace) -> int:
     data = (x_train, y_train, x_test, y_test)
 
     from . import nn
-    from .bench import limit_blas_threads
+    from ._timing import limit_blas_threads
 
     old_threads = fastconv.get_num_threads()
     threads = old_threads if args.threads is None else args.threads

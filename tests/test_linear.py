@@ -51,15 +51,18 @@ def test_linear_matches_reference(lead, fin, fout, bias, isa, output_fill):
     b = _f32("b", fout) if bias else None
     y = fastconv.linear(x, w, b)
     assert y.shape == (*lead, fout) and y.dtype == np.float32
-    x2 = x.reshape(-1, fin).astype(np.float64)
-    r = ref.linear(x2, w.astype(np.float64), None if b is None else b.astype(np.float64))
+    x64 = x.astype(np.float64)  # the reference takes the same leading dimensions
+    r = ref.linear(x64, w.astype(np.float64), None if b is None else b.astype(np.float64))
+    assert r.shape == y.shape
     ra = ref.linear(
-        np.abs(x2),
+        np.abs(x64),
         np.abs(w).astype(np.float64),
         None if b is None else np.abs(b).astype(np.float64),
     )
     L = fin + (1 if bias else 0)
-    assert_within_rounding(y.reshape(-1, fout), r, ra, L, "linear")
+    assert_within_rounding(
+        y.reshape(-1, fout), r.reshape(-1, fout), ra.reshape(-1, fout), L, "linear"
+    )
 
 
 def test_linear_tolerance_catches_a_missing_term():
