@@ -12,11 +12,8 @@ import pytest
 from child import CHILD_CWD, child_env
 
 import fastconv
-from fastconv import cli, datasets
+from fastconv import cli, datasets, models, nn, optim
 from fastconv.datasets import IDX_FILES, write_idx
-
-nn = pytest.importorskip("fastconv.nn", reason="the layer API (fastconv.nn) is not built yet")
-from fastconv import models, optim
 from fastconv.train import History, evaluate, fit
 
 N_TRAIN, N_TEST = 512, 128
