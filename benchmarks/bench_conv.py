@@ -19,7 +19,9 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
-from shapes import CONV_SHAPES, LINEAR_SHAPES, ConvShape, LinearShape
+from shapes import CONV_SHAPES, LINEAR_SHAPES
+
+from fastconv._shapes import ConvShape, LinearShape
 
 CONV_PASSES = ("forward", "backward", "backward_input", "backward_weight")
 CONV_CONTENDERS = ("direct", "im2col", "auto", "reference")

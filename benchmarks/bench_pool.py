@@ -15,7 +15,9 @@ from __future__ import annotations
 from typing import Callable
 
 import pytest
-from shapes import POOL_SHAPES, PoolShape
+from shapes import POOL_SHAPES
+
+from fastconv._shapes import PoolShape
 
 
 @pytest.mark.parametrize("contender", ("fastconv", "reference"))

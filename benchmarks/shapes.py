@@ -1,38 +1,14 @@
-"""Named layer shapes of the anchor networks: :mod:`fastconv._shapes`, plus one tuple per kind.
+"""The named layers of :mod:`fastconv._shapes`, one tuple per kind.
 
-``SUITES["mnist"]``, ``SUITES["alexnet"]`` and ``SUITES["lenet5"]`` hold the
-layers in network order; every layer has a stable dotted name
+``fastconv._shapes.SUITES["mnist"]``, ``["alexnet"]`` and ``["lenet5"]`` hold
+the layers in network order; every layer has a stable dotted name
 (``alexnet.conv2``) used as the pytest-benchmark test id and as the row label
-of ``python -m fastconv.bench``. Everything but the three tuples below comes
-from the package.
+of ``python -m fastconv.bench``.
 """
 
 from __future__ import annotations
 
-from fastconv._shapes import (
-    SUITES,
-    ConvShape,
-    LayerShape,
-    LinearShape,
-    PoolShape,
-    all_shapes,
-    get_shape,
-    suite,
-)
-
-__all__ = [
-    "CONV_SHAPES",
-    "LINEAR_SHAPES",
-    "POOL_SHAPES",
-    "SUITES",
-    "ConvShape",
-    "LayerShape",
-    "LinearShape",
-    "PoolShape",
-    "all_shapes",
-    "get_shape",
-    "suite",
-]
+from fastconv._shapes import SUITES, ConvShape, LinearShape, PoolShape
 
 
 def _of_kind(cls: type) -> tuple:
