@@ -88,7 +88,7 @@ def test_every_kernel_has_a_variant_for_the_active_isa(isa):
     assert cfg["gemm"]["ukernel"] == variants[names.index("sgemm_ukernel")]
 
 
-# The ops of show_config()["kernels"] (fastconv/bench.py reads them by these keys).
+# The ops of show_config()["kernels"] (fastconv/bench_cases.py reads them by these keys).
 _CONV_PASSES = ("forward", "backward_input", "backward_weight")
 _OP_KEYS = [
     *(f"conv2d_{p} (algo='{a}')" for p in _CONV_PASSES for a in ("direct", "im2col", "implicit")),
