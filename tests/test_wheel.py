@@ -57,7 +57,10 @@ def wheelhouse() -> Path:
     given = os.environ.get("FASTCONV_WHEELHOUSE")
     if given:
         return Path(given).resolve()
-    _run(["bash", str(ROOT / "tools" / "build_wheels.sh")], env={**os.environ, "PYTHON": sys.executable})
+    _run(
+        ["bash", str(ROOT / "tools" / "build_wheels.sh")],
+        env={**os.environ, "PYTHON": sys.executable},
+    )
     return ROOT / "wheelhouse"
 
 
@@ -75,13 +78,23 @@ def installed(wheelhouse, tmp_path_factory) -> dict:
     env.update(PATH=str(bindir), CC="/nonexistent/cc", CXX="/nonexistent/c++")
     python = str(bindir / "python")
     # --only-binary: pip must not build anything (there is no compiler).
-    _run([python, "-m", "pip", "install", "-q", "--only-binary=:all:", str(wheel), *TEST_DEPS],
-         env=env, cwd=base)
+    _run(
+        [python, "-m", "pip", "install", "-q", "--only-binary=:all:", str(wheel), *TEST_DEPS],
+        env=env,
+        cwd=base,
+    )
     with tarfile.open(sdist) as t:
         t.extractall(base, filter="data") if sys.version_info >= (3, 12) else t.extractall(base)
     (src,) = base.glob("fastconv-*/")
-    return {"python": python, "bin": bindir, "env": env, "base": base, "sdist_dir": src,
-            "wheel": wheel, "sdist": sdist}
+    return {
+        "python": python,
+        "bin": bindir,
+        "env": env,
+        "base": base,
+        "sdist_dir": src,
+        "wheel": wheel,
+        "sdist": sdist,
+    }
 
 
 def test_the_wheel_is_manylinux_with_openmp_inside(installed):
@@ -95,8 +108,9 @@ def test_the_wheel_is_manylinux_with_openmp_inside(installed):
 def test_the_sdist_holds_every_tracked_file(installed):
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: nothing to compare the sdist with")
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
     with tarfile.open(installed["sdist"]) as t:
         inside = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     missing = [f for f in tracked if not f.startswith(".ci/") and f not in inside]
@@ -111,17 +125,28 @@ def test_no_compiler_on_the_venv_path(installed):
 def test_the_suite_passes_against_the_installed_wheel(installed):
     # `pytest` (not `python -m pytest`): the sdist's fastconv/ source folder
     # must not shadow the installed package.
-    where = _run([installed["python"], "-c", "import fastconv; print(fastconv.__file__)"],
-                 env=installed["env"], cwd=installed["base"]).stdout.strip()
+    where = _run(
+        [installed["python"], "-c", "import fastconv; print(fastconv.__file__)"],
+        env=installed["env"],
+        cwd=installed["base"],
+    ).stdout.strip()
     assert where.startswith(str(installed["base"] / "venv")), where
-    r = _run([str(installed["bin"] / "pytest"), "-q", "-x", "-p", "no:cacheprovider", "tests"],
-             env=installed["env"], cwd=installed["sdist_dir"], timeout=1800)
+    r = _run(
+        [str(installed["bin"] / "pytest"), "-q", "-x", "-p", "no:cacheprovider", "tests"],
+        env=installed["env"],
+        cwd=installed["sdist_dir"],
+        timeout=1800,
+    )
     assert " passed" in r.stdout.splitlines()[-1], r.stdout[-2000:]
 
 
 def _smoke(installed, prefix=(), **env) -> dict:
-    r = _run([*prefix, installed["python"], str(SMOKE)], env={**installed["env"], **env},
-             cwd=installed["base"], timeout=600)
+    r = _run(
+        [*prefix, installed["python"], str(SMOKE)],
+        env={**installed["env"], **env},
+        cwd=installed["base"],
+        timeout=600,
+    )
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

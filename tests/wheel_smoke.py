@@ -25,7 +25,9 @@ def main() -> None:
     for algo in fastconv._core.conv_algos():
         y = fastconv.conv2d(x, w, b, stride=1, padding=1, algo=algo)
         dy = np.ones_like(y)
-        out[f"conv2d[{algo}]"] = (y,) + tuple(fastconv.conv2d_backward(dy, x, w, padding=1, algo=algo))
+        out[f"conv2d[{algo}]"] = (y,) + tuple(
+            fastconv.conv2d_backward(dy, x, w, padding=1, algo=algo)
+        )
     p, idx = fastconv.max_pool2d(x, 2, return_indices=True)
     out["max_pool2d"] = (p, idx, fastconv.max_pool2d_backward(np.ones_like(p), idx, x.shape))
     a = fastconv.avg_pool2d(x, 3, stride=2, padding=1)
@@ -34,8 +36,15 @@ def main() -> None:
         op: hashlib.sha256(b"".join(np.ascontiguousarray(r).tobytes() for r in res)).hexdigest()
         for op, res in out.items()
     }
-    print(json.dumps({"isa": fastconv.show_config()["isa_active"], "file": fastconv.__file__,
-                      "digests": digests}))
+    print(
+        json.dumps(
+            {
+                "isa": fastconv.show_config()["isa_active"],
+                "file": fastconv.__file__,
+                "digests": digests,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
