@@ -32,10 +32,17 @@ import os
 import sys
 
 import pytest
-from child import run_child
-from hypothesis import HealthCheck, settings
 
-from fastconv import _core
+try:
+    from fastconv import _core
+except ImportError as err:  # the README's first line installs it
+    raise pytest.UsageError(
+        f"cannot import fastconv ({err}): the tests run against the installed "
+        "package; install it first with: pip install '.[test]'"
+    ) from err
+
+from child import run_child  # noqa: E402  (imports fastconv)
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 for _profile, _examples in (("ci", 300), ("long", 5000)):
     settings.register_profile(
