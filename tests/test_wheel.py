@@ -1,7 +1,8 @@
 """The wheel as a user gets it: built by tools/build_wheels.sh from the sdist,
 installed into a fresh virtual environment that has no C/C++ compiler on its
 PATH, then the test suite (from the sdist) run against the installed package,
-and the installed package under ``qemu-x86_64 -cpu <model>`` (older CPUs).
+and the installed package under ``qemu-x86_64 -cpu <model>`` (older CPUs);
+plus an aarch64 build (tools/cross_aarch64.sh) under ``qemu-aarch64``.
 
 Slow (a build, a venv and the whole suite again: ~8 minutes), so it runs only
 when asked: ``FASTCONV_TEST_WHEEL=1 pytest tests/test_wheel.py`` (.ci/run
@@ -164,3 +165,23 @@ def test_under_qemu(installed, cpu, isa):
     host = _smoke(installed, FASTCONV_ISA=isa)
     assert host["isa"] == isa
     assert emulated["digests"] == host["digests"]
+
+
+def test_aarch64_under_qemu(installed):
+    """aarch64 (scalar kernels) cross-built by tools/cross_aarch64.sh and run on
+    Debian's arm64 CPython under qemu-aarch64: the same bits as x86-64's scalar
+    level (no a*b+c is contracted into an FMA there; see CMakeLists.txt)."""
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64", "dpkg") if not shutil.which(t)]
+    if missing:
+        pytest.skip(
+            f"{', '.join(missing)} not found (Debian: apt-get install g++-aarch64-linux-gnu "
+            "qemu-user; dpkg --add-architecture arm64 && apt-get update)"
+        )
+    foreign = _run(["dpkg", "--print-foreign-architectures"]).stdout.split()
+    if "arm64" not in foreign:
+        pytest.skip("no arm64 package lists (dpkg --add-architecture arm64 && apt-get update)")
+    r = _run(["bash", str(ROOT / "tools" / "cross_aarch64.sh"), "smoke"], timeout=1200)
+    emulated = json.loads(r.stdout.strip().splitlines()[-1])
+    assert emulated["isa"] == "scalar"
+    assert emulated["file"].startswith(str(ROOT / "build" / "aarch64"))
+    assert emulated["digests"] == _smoke(installed, FASTCONV_ISA="scalar")["digests"]
