@@ -113,8 +113,9 @@ def clip_grads_with_norm_(
     coef = np.minimum(coef, dtype.type(1.0))
     if coef == 1.0:  # multiplying by one changes nothing
         return
-    for g in grads:
-        g *= coef.astype(g.dtype)
+    with np.errstate(invalid="ignore"):  # inf * 0 is NaN, as in torch, without a warning
+        for g in grads:
+            g *= coef.astype(g.dtype)
 
 
 def clip_grad_norm_(
