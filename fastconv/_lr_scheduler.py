@@ -22,6 +22,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from . import _optim_io
 from ._optim_base import Optimizer
 from .tensor import Tensor
@@ -387,7 +389,7 @@ class OneCycleLR(LRScheduler):
 class ReduceLROnPlateau(LRScheduler):
     """Multiply the lr by ``factor`` when a metric has stopped improving for ``patience`` epochs.
 
-    ``step(metrics)`` takes the metric (a number or a one-element Tensor).
+    ``step(metrics)`` takes the metric (a number, or a one-element Tensor or array).
     ``mode`` "min" (lower is better) or "max"; an improvement must beat the
     best value by ``threshold``, relative (``threshold_mode="rel"``:
     ``best * (1 - threshold)`` in min mode) or absolute ("abs"). After a
@@ -435,7 +437,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record this epoch's metric; reduce the lr if it has not improved for too long."""
-        current = float(metrics.item() if isinstance(metrics, Tensor) else metrics)
+        if isinstance(metrics, (Tensor, np.ndarray)):  # a one-element loss
+            metrics = metrics.item()
+        current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1
         else:

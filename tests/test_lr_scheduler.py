@@ -144,8 +144,8 @@ def test_reduce_on_plateau_equals_torch(kw):
     tsched = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **kw)
     lrs = set()
     for i, m in enumerate(METRICS):
-        # the metric as a one-element fastconv Tensor on odd steps
-        sched.step(nn.Parameter(np.array([m])) if i % 2 else m)
+        # the metric as a float, a one-element fastconv Tensor or a 0-d array
+        sched.step([m, nn.Parameter(np.array([m])), np.array(m)][i % 3])
         tsched.step(m)
         assert sched.get_last_lr() == tsched.get_last_lr(), i
         assert (sched.best, sched.num_bad_epochs, sched.cooldown_counter) == (
