@@ -29,6 +29,7 @@ argument checks).
 import sys
 
 from . import _nn_init as init
+from . import _nn_utils as utils
 from ._nn_container import Sequential
 
 # The generator; the initialisers (not in __all__) stay fastconv.nn.<name> as before the split.
@@ -94,3 +95,4 @@ __all__ = [
 
 # ``import fastconv.nn.init`` and ``from fastconv.nn import init``, as torch.nn.init.
 sys.modules[__name__ + ".init"] = init
+sys.modules[__name__ + ".utils"] = utils  # clip_grad_norm_, ..., as torch.nn.utils
