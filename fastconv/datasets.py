@@ -373,7 +373,7 @@ def _names() -> str:
 def _load_named(
     dataset: str, root: PathLike | None, defaults: Sequence[Path], how_to_get: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    folders = [Path(root)] if root is not None else list(defaults)
+    folders = [Path(root).expanduser()] if root is not None else list(defaults)
     reports = []
     for folder in folders:
         _found, missing = find_idx_files(folder)
