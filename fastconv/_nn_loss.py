@@ -74,36 +74,6 @@ class _WeightedLoss(_Loss):
         self._buffer("weight", weight)
 
 
-class CrossEntropyLoss(_WeightedLoss):
-    """Log-softmax + negative log-likelihood of logits (N, C, ...) and labels or probabilities.
-
-    See :func:`fastconv.ops.cross_entropy` (``weight`` (C,), ``ignore_index``,
-    ``label_smoothing``, probability targets).
-    """
-
-    def __init__(
-        self,
-        weight: Any = None,
-        size_average: Any = None,
-        ignore_index: int = -100,
-        reduce: Any = None,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
-    ) -> None:
-        super().__init__(weight, size_average, reduce, reduction)
-        args = _Args(self)
-        self.ignore_index = args.int("ignore_index", ignore_index, None, None)
-        self.label_smoothing = float(
-            args.number("label_smoothing", label_smoothing, lambda v: 0 <= v <= 1, "in [0, 1]")
-        )
-
-    def forward(self, input: Tensor, target: Any) -> Tensor:
-        return L.cross_entropy(
-            input, target, self.weight, ignore_index=self.ignore_index,
-            reduction=self.reduction, label_smoothing=self.label_smoothing,
-        )  # fmt: skip
-
-
 class NLLLoss(_WeightedLoss):
     """Negative log-likelihood of log-probabilities (N, C, ...); see :func:`fastconv.ops.nll_loss`."""
 
@@ -122,6 +92,36 @@ class NLLLoss(_WeightedLoss):
         return L.nll_loss(
             input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction
         )
+
+
+class CrossEntropyLoss(NLLLoss):
+    """Log-softmax + negative log-likelihood of logits (N, C, ...) and labels or probabilities.
+
+    See :func:`fastconv.ops.cross_entropy` (``weight`` (C,), ``ignore_index``,
+    ``label_smoothing``, probability targets).
+    """
+
+    def __init__(
+        self,
+        weight: Any = None,
+        size_average: Any = None,
+        ignore_index: int = -100,
+        reduce: Any = None,
+        reduction: str = "mean",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
+        self.label_smoothing = float(
+            _Args(self).number(
+                "label_smoothing", label_smoothing, lambda v: 0 <= v <= 1, "in [0, 1]"
+            )
+        )
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return L.cross_entropy(
+            input, target, self.weight, ignore_index=self.ignore_index,
+            reduction=self.reduction, label_smoothing=self.label_smoothing,
+        )  # fmt: skip
 
 
 class BCELoss(_WeightedLoss):

@@ -445,6 +445,19 @@ def _pointwise(
     return _node(op, L, reduction, x.shape, L.size, (input, target), grads)
 
 
+def _difference_loss(
+    op: str, input: Tensor, target: Any, reduction: str, value: Callable, slope: Callable
+) -> Tensor:
+    """A loss of ``d = input - target``: ``value(d)`` per element, gradient ``slope(d)``."""
+    t = _float_target(op, input, target)
+
+    def backward(x: np.ndarray, y: np.ndarray, need_t: bool) -> tuple:
+        d = slope(x - y)
+        return d, -d if need_t else None
+
+    return _pointwise(op, input, t, reduction, lambda x, y: value(x - y), backward)
+
+
 def mse_loss(
     input: Tensor,
     target: Any,
@@ -454,13 +467,7 @@ def mse_loss(
 ) -> Tensor:
     """Squared error ``(input - target)**2``, averaged (or summed, or per element)."""
     reduction = _regression_reduction("mse_loss", size_average, reduce, reduction)
-    t = _float_target("mse_loss", input, target)
-
-    def backward(x: np.ndarray, y: np.ndarray, need_t: bool) -> tuple:
-        d = 2 * (x - y)
-        return d, -d if need_t else None
-
-    return _pointwise("mse_loss", input, t, reduction, lambda x, y: (x - y) ** 2, backward)
+    return _difference_loss("mse_loss", input, target, reduction, np.square, lambda d: 2 * d)
 
 
 def l1_loss(
@@ -472,13 +479,7 @@ def l1_loss(
 ) -> Tensor:
     """Absolute error ``|input - target|`` (the gradient of ``|0|`` is 0)."""
     reduction = _regression_reduction("l1_loss", size_average, reduce, reduction)
-    t = _float_target("l1_loss", input, target)
-
-    def backward(x: np.ndarray, y: np.ndarray, need_t: bool) -> tuple:
-        d = np.sign(x - y)
-        return d, -d if need_t else None
-
-    return _pointwise("l1_loss", input, t, reduction, lambda x, y: np.abs(x - y), backward)
+    return _difference_loss("l1_loss", input, target, reduction, np.abs, np.sign)
 
 
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
@@ -491,17 +492,14 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
     delta = float(delta)
     if not delta > 0:
         raise ValueError(f"{op}: delta must be > 0, got {delta}")
-    t = _float_target(op, input, target)
 
-    def forward(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        a = np.abs(x - y)
-        return np.where(a < delta, 0.5 * a * a, delta * (a - 0.5 * delta)).astype(x.dtype)
+    def value(d: np.ndarray) -> np.ndarray:
+        a = np.abs(d)
+        return np.where(a < delta, 0.5 * a * a, delta * (a - 0.5 * delta)).astype(d.dtype)
 
-    def backward(x: np.ndarray, y: np.ndarray, need_t: bool) -> tuple:
-        d = np.clip(x - y, -delta, delta)
-        return d, -d if need_t else None
-
-    return _pointwise(op, input, t, reduction, forward, backward)
+    return _difference_loss(
+        op, input, target, reduction, value, lambda d: np.clip(d, -delta, delta)
+    )
 
 
 def _elementwise_weight(op: str, name: str, x: Tensor, value: Any) -> np.ndarray | None:

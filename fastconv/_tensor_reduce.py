@@ -59,15 +59,18 @@ def normalize_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...]:
     return tuple(d for d in out if d < ndim)
 
 
-def _dim_arg(op: str, dim: Any, keepdim: bool, axis: Any, keepdims: Any) -> tuple[Any, bool]:
-    """PyTorch's ``dim``/``keepdim`` or NumPy's ``axis``/``keepdims`` (not both)."""
+def _reduced(
+    op: str, ndim: int, dim: Any, keepdim: bool, axis: Any, keepdims: Any
+) -> tuple[tuple[int, ...] | None, bool]:
+    """The dims to reduce (None: all) and keepdim, from PyTorch's ``dim``/``keepdim`` or
+    NumPy's ``axis``/``keepdims`` (not both)."""
     if axis is not None:
         if dim is not None:
             raise TypeError(f"{op}: got both dim={dim!r} and axis={axis!r}; pass one")
         dim = axis
     if keepdims is not None:
         keepdim = keepdims
-    return dim, bool(keepdim)
+    return (None if dim is None else normalize_dims(op, dim, ndim)), bool(keepdim)
 
 
 # --------------------------------------------------------------------------
@@ -87,8 +90,7 @@ def _sum(
 
     ``axis``/``keepdims`` are NumPy's spelling of the same arguments.
     """
-    dim, keepdim = _dim_arg("sum", dim, keepdim, axis, keepdims)
-    axes = None if dim is None else normalize_dims("sum", dim, self.ndim)
+    axes, keepdim = _reduced("sum", self.ndim, dim, keepdim, axis, keepdims)
     shape = self.shape
     y = npk.reduce_sum(self.data, axis=axes, keepdims=keepdim)
 
@@ -107,8 +109,7 @@ def _mean(
     keepdims: bool | None = None,
 ) -> Tensor:
     """Mean over ``dim`` (as :meth:`sum`); the mean of no elements is nan, as in PyTorch."""
-    dim, keepdim = _dim_arg("mean", dim, keepdim, axis, keepdims)
-    axes = None if dim is None else normalize_dims("mean", dim, self.ndim)
+    axes, keepdim = _reduced("mean", self.ndim, dim, keepdim, axis, keepdims)
     n = self.data.size if axes is None else math.prod(self.shape[a] for a in axes)
     return _sum(self, axes, keepdim) * (1.0 / n if n else math.nan)
 
