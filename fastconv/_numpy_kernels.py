@@ -134,39 +134,6 @@ def log_softmax_backward(g: np.ndarray, y: np.ndarray, dim: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
-# Losses (``scale`` is 1/n for the mean, 1 for the sum)
-# --------------------------------------------------------------------------
-
-
-@timed("cross_entropy")
-def cross_entropy(z: np.ndarray, t: np.ndarray, scale: float) -> tuple:
-    # Fused log-softmax + negative log-likelihood, shifted by the row max.
-    N = z.shape[0]
-    rows = np.arange(N)
-    shifted = z - z.max(axis=1, keepdims=True)
-    p = np.exp(shifted)
-    s = p.sum(axis=1, keepdims=True)
-    loss = (np.log(s[:, 0]) - shifted[rows, t]).sum() * scale
-    p /= s  # softmax, saved for the backward
-    return np.asarray(loss, dtype=z.dtype), p
-
-
-@timed("cross_entropy.backward")
-def cross_entropy_backward(g: np.ndarray, p: np.ndarray, t: np.ndarray, scale: float) -> np.ndarray:
-    d = p.copy()
-    d[np.arange(p.shape[0]), t] -= 1
-    d *= g * p.dtype.type(scale)
-    return d
-
-
-# The difference x - target; its backward scales it (mse) or its sign (l1) by g.
-mse_loss = timed("mse_loss")(np.subtract)
-mse_loss_backward = timed("mse_loss.backward")(np.multiply)
-l1_loss = timed("l1_loss")(np.subtract)
-l1_loss_backward = timed("l1_loss.backward")(np.multiply)
-
-
-# --------------------------------------------------------------------------
 # Dropout and batch norm
 # --------------------------------------------------------------------------
 

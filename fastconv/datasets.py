@@ -8,7 +8,9 @@
 * :func:`fashion_mnist` finds Fashion-MNIST where Debian's
   ``dataset-fashion-mnist`` package installs it (or in a folder you name);
   :func:`mnist` reads MNIST from a folder you name. Nothing is downloaded.
-* :func:`batches` cuts arrays into shuffled (seeded) mini-batches.
+* :func:`batches` cuts arrays into shuffled (seeded) mini-batches; for
+  training loops, :class:`fastconv.data.DataLoader` does the same with a
+  background thread, per-epoch orders and augmentations.
 
 Example
 -------
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import BinaryIO, Union
 
 import numpy as np
+
+from .data import index_batches
 
 __all__ = [
     "DEBIAN_FASHION_MNIST_DIR",
@@ -369,7 +373,7 @@ def _names() -> str:
 def _load_named(
     dataset: str, root: PathLike | None, defaults: Sequence[Path], how_to_get: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    folders = [Path(root)] if root is not None else list(defaults)
+    folders = [Path(root).expanduser()] if root is not None else list(defaults)
     reports = []
     for folder in folders:
         _found, missing = find_idx_files(folder)
@@ -498,15 +502,6 @@ def batches(
         raise ValueError(f"batches: x has {len(x)} samples but y has {len(y)}")
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batches: batch_size must be a positive integer, got {batch_size!r}")
-    batch_size = int(batch_size)
-    n = len(x)
-    order = np.random.default_rng(seed).permutation(n) if shuffle else None
-    stop = n - n % batch_size if drop_last else n
-    for start in range(0, stop, batch_size):
-        end = min(start + batch_size, n)
-        if order is None:
-            xb, yb = x[start:end], y[start:end]
-        else:
-            idx = order[start:end]
-            xb, yb = x[idx], y[idx]
-        yield np.ascontiguousarray(xb, dtype=np.float32), np.ascontiguousarray(yb)
+    order = np.random.default_rng(seed).permutation(len(x)) if shuffle else None
+    for idx in index_batches(len(x), int(batch_size), order, drop_last):
+        yield np.ascontiguousarray(x[idx], dtype=np.float32), np.ascontiguousarray(y[idx])

@@ -63,17 +63,28 @@ from ._nn_layers import (
     Softmax,
     Tanh,
 )
-from ._nn_loss import CrossEntropyLoss, L1Loss, MSELoss
+from ._nn_loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+)
 from ._nn_module import Module, Parameter, Summary
 
 __all__ = [
     "AvgPool2d",
+    "BCELoss",
+    "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2d",
     "CrossEntropyLoss",
     "Dropout",
     "Flatten",
+    "HuberLoss",
     "Identity",
     "L1Loss",
     "Linear",
@@ -81,6 +92,7 @@ __all__ = [
     "MSELoss",
     "MaxPool2d",
     "Module",
+    "NLLLoss",
     "Parameter",
     "ReLU",
     "Sequential",

@@ -21,20 +21,33 @@ from . import _grad_mode as grad_mode
 from . import _kernels as kern
 from . import _numpy_kernels as npk
 from . import reference
-from ._kernels import dtype_of, float_array, kernels_for
+from ._kernels import dtype_of, kernels_for
+from ._ops_loss import (  # the losses: their home is _ops_loss
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    huber_loss,
+    l1_loss,
+    mse_loss,
+    nll_loss,
+)
 from .tensor import Tensor, _make, _wrap
 
 __all__ = [
     "avg_pool2d",
     "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
     "conv2d",
     "conv2d_relu_max_pool2d",
     "cross_entropy",
     "dropout",
+    "huber_loss",
     "l1_loss",
     "linear",
     "max_pool2d",
     "mse_loss",
+    "nll_loss",
 ]
 
 # --------------------------------------------------------------------------
@@ -204,100 +217,6 @@ def avg_pool2d(
         return (kern.avg_pool2d_backward(F, g, in_shape, *args),)
 
     return _make(y, (x,), backward, "avg_pool2d")
-
-
-# --------------------------------------------------------------------------
-# Losses
-# --------------------------------------------------------------------------
-
-
-def _reduce_scale(reduction: str, n: int) -> float:
-    if reduction == "mean":
-        return 1.0 / n
-    if reduction == "sum":
-        return 1.0
-    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-
-
-def cross_entropy(logits: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Cross-entropy of ``logits`` (N, C) against integer class labels ``target`` (N,).
-
-    Fused and numerically stable: ``logsumexp(z) - z[target]`` with the row
-    maximum subtracted first; the gradient is ``(softmax(z) - onehot) / N``.
-    ``target`` must have an integer dtype: float labels, even whole-valued
-    ones, are a ``TypeError`` (as in PyTorch), never cast.
-    """
-    dtype_of("cross_entropy", ("input", logits))
-    z = logits.data
-    if isinstance(target, Tensor):
-        raise TypeError(
-            f"cross_entropy: target must be integer class labels, got a {target.dtype} Tensor "
-            "(tensors hold floats); pass a NumPy integer array, e.g. target.numpy().astype(np.int64)"
-        )
-    t = np.asarray(target)
-    if t.dtype.kind not in "iu":
-        raise TypeError(
-            f"cross_entropy: target must be integer class labels (an integer dtype such as "
-            f"int64), got {t.dtype} of shape {t.shape}; pass integer labels, e.g. "
-            "target.astype(np.int64) (as PyTorch, float class indices are refused)"
-        )
-    if z.ndim != 2 or t.shape != (z.shape[0],):
-        raise ValueError(
-            f"cross_entropy: expected logits (N, C) and target (N,), got {z.shape} and {t.shape}"
-        )
-    C = z.shape[1]
-    if t.size and (t.min() < 0 or t.max() >= C):
-        bad = t[(t < 0) | (t >= C)][0]
-        raise IndexError(f"cross_entropy: target {bad} is out of bounds for {C} classes")
-    scale = _reduce_scale(reduction, z.shape[0])
-    loss, p = npk.cross_entropy(z, t, scale)
-
-    def backward(g: np.ndarray) -> tuple:
-        return (npk.cross_entropy_backward(g, p, t, scale),)
-
-    return _make(loss, (logits,), backward, "cross_entropy")
-
-
-def _target(x: Tensor, target: Any, op: str) -> Tensor:
-    """A regression target: an array keeps its dtype (which must be x's); lists take x's."""
-    if isinstance(target, Tensor):
-        t = target
-    elif isinstance(target, np.ndarray):
-        t = _wrap(float_array(target))
-    else:
-        t = _wrap(np.asarray(target, dtype=x.dtype))
-    dtype_of(op, ("input", x), ("target", t))
-    if t.shape != x.shape:
-        raise ValueError(f"loss: input shape {x.shape} and target shape {t.shape} differ")
-    return t
-
-
-def mse_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """``mean((x - target)**2)`` (or the sum)."""
-    t = _target(x, target, "mse_loss")
-    scale = _reduce_scale(reduction, max(x.data.size, 1))
-    diff = npk.mse_loss(x.data, t.data)
-    loss = np.asarray(np.dot(diff.ravel(), diff.ravel()) * scale, dtype=x.dtype)
-
-    def backward(g: np.ndarray) -> tuple:
-        d = npk.mse_loss_backward(diff, g * x.dtype.type(2 * scale))
-        return (d if x.requires_grad else None, -d if t.requires_grad else None)
-
-    return _make(loss, (x, t), backward, "mse_loss")
-
-
-def l1_loss(x: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """``mean(|x - target|)`` (or the sum); the gradient of ``|0|`` is 0."""
-    t = _target(x, target, "l1_loss")
-    scale = _reduce_scale(reduction, max(x.data.size, 1))
-    diff = npk.l1_loss(x.data, t.data)
-    loss = np.asarray(np.abs(diff).sum() * scale, dtype=x.dtype)
-
-    def backward(g: np.ndarray) -> tuple:
-        d = npk.l1_loss_backward(np.sign(diff), g * x.dtype.type(scale))
-        return (d if x.requires_grad else None, -d if t.requires_grad else None)
-
-    return _make(loss, (x, t), backward, "l1_loss")
 
 
 # --------------------------------------------------------------------------

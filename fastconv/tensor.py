@@ -9,8 +9,11 @@ reverse topological order, sums the gradients of tensors used several times,
 and ACCUMULATES (``+=``) into the ``.grad`` of leaves that require gradients.
 
 This module is the Tensor core: the graph, grad mode (:class:`no_grad`), the
-arithmetic, reductions and shape ops behind Tensor's operators and methods,
-the activations, and :func:`cat`. The layer ops (convolution, pooling,
+arithmetic and shape ops behind Tensor's operators and methods, the
+activations, and :func:`cat`; the reductions (``sum``, ``mean``, ``max``,
+``argmax``, ``clamp``, ...) are in :mod:`fastconv._tensor_reduce` and
+``flatten``, ``permute``, ``squeeze``, ``unsqueeze`` in
+:mod:`fastconv._tensor_shape`, attached to Tensor as methods. The layer ops (convolution, pooling,
 linear), batch norm, dropout and the losses are in :mod:`fastconv.ops`.
 Each op's array work is a function of :mod:`fastconv._kernels` (fastconv's
 kernels) or :mod:`fastconv._numpy_kernels` (NumPy), decorated with
@@ -27,7 +30,6 @@ Shapes use the letters N batch, C channels, H, W height and width.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from typing import Any, Callable, Union
 
@@ -271,6 +273,13 @@ class Tensor:
         """The data array (shared, not copied)."""
         return self.data
 
+    def __dlpack__(self, *args: Any, **kwargs: Any) -> Any:
+        """The data as a DLPack capsule (shared): ``torch.from_dlpack(t)``, ``np.from_dlpack(t)``."""
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self) -> tuple:
+        return self.data.__dlpack_device__()
+
     def item(self) -> float:
         """The value of a one-element tensor as a Python float."""
         if self.data.size != 1:
@@ -432,24 +441,8 @@ class Tensor:
 
         return _make(y, (self,), backward, "pow")
 
-    # ---- reductions ---------------------------------------------------------
-
-    def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        shape = self.shape
-        y = npk.reduce_sum(self.data, axis=_axis(axis), keepdims=keepdims)
-
-        def backward(g: np.ndarray) -> tuple:
-            return (npk.expand_reduced(g, shape, axis, keepdims),)
-
-        return _make(np.asarray(y), (self,), backward, "sum")
-
-    def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        if axis is None:
-            n = self.data.size
-        else:
-            axes = (axis,) if isinstance(axis, int) else tuple(axis)
-            n = int(np.prod([self.shape[a] for a in axes]))
-        return self.sum(axis, keepdims) * (1.0 / max(n, 1))
+    # ---- reductions, clamp, flatten, permute, squeeze, unsqueeze: attached by
+    # fastconv._tensor_reduce and fastconv._tensor_shape (imported at the end).
 
     # ---- shape ops ----------------------------------------------------------
 
@@ -465,19 +458,6 @@ class Tensor:
 
     view = reshape
 
-    def flatten(self, start_dim: int = 1, end_dim: int = -1) -> Tensor:
-        """Merge dims ``start_dim..end_dim`` (default: everything but the batch dim)."""
-        nd = max(self.ndim, 1)
-        s, e = start_dim % nd, end_dim % nd
-        if s > e:
-            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        shp = self.shape
-        if self.ndim == 0:
-            return self.reshape(1)
-        # The merged size spelled out, not -1: an empty batch has no -1 to infer.
-        merged = math.prod(shp[s : e + 1])
-        return self.reshape(*shp[:s], merged, *shp[e + 1 :])
-
     def transpose(self, dim0: int | None = None, dim1: int | None = None) -> Tensor:
         """Swap two dims (PyTorch's ``transpose(dim0, dim1)``); no argument reverses all (``.T``)."""
         if dim0 is None and dim1 is None:
@@ -487,16 +467,6 @@ class Tensor:
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
-
-    def permute(self, *dims: int) -> Tensor:
-        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
-            dims = tuple(dims[0])
-        inverse = tuple(np.argsort(dims))
-
-        def backward(g: np.ndarray) -> tuple:
-            return (g.transpose(inverse),)
-
-        return _make(self.data.transpose(dims), (self,), backward, "permute")
 
     def __getitem__(self, idx: Any) -> Tensor:
         if isinstance(idx, Tensor):
@@ -551,10 +521,6 @@ class Tensor:
 
 def _neg_bwd(g: np.ndarray) -> tuple:
     return (-g,)
-
-
-def _axis(axis: Any) -> Any:
-    return tuple(axis) if isinstance(axis, list) else axis
 
 
 def _is_basic_index(idx: Any) -> bool:
@@ -629,3 +595,8 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """``x - logsumexp(x)`` along ``dim`` (stable)."""
     return _output_saving("log_softmax", npk.log_softmax, npk.log_softmax_backward, x, dim)
+
+
+# Tensor's reductions and shape methods, in their own modules; importing them
+# attaches them to Tensor (they import this module, so they come last).
+from . import _tensor_reduce, _tensor_shape  # noqa: E402, F401

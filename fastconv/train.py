@@ -6,6 +6,9 @@ Examples::
     fastconv train --model lenet5 --optimizer sgd --lr 0.01 --epochs 5
     fastconv train --limit 5000 --epochs 1 --threads 1   # a quick run
     fastconv train --dataset mnist --data-dir ~/data/mnist --save mnist.npz
+    fastconv train --augment --scheduler cosine --checkpoint run.npz --metrics run.json
+    fastconv train --epochs 20 --resume run.npz --checkpoint run.npz   # 10 more epochs
+    fastconv train --eval-only --resume run.npz
 
 Each epoch shows a progress bar with the running loss and images/s (with
 tqdm when it is installed, else a plain line now and then), then prints the
@@ -29,6 +32,7 @@ From Python, :func:`fit` is the loop itself::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -39,7 +43,8 @@ import numpy as np
 
 import fastconv
 
-from . import datasets
+from . import _train_state, datasets
+from .data import DataLoader
 
 __all__ = [
     "DATASETS",
@@ -90,6 +95,7 @@ class EpochStats:
     time: float  #: seconds spent training (the evaluation not included)
     eval_time: float  #: seconds spent evaluating on the test set
     images_per_s: float  #: training images / ``time``
+    lr: float = float("nan")  #: the first parameter group's learning rate during the epoch
 
 
 @dataclass
@@ -189,8 +195,8 @@ def evaluate(
     total_loss, correct = 0.0, 0
     try:
         with fastconv.no_grad():
-            for xb, yb in datasets.batches(x, y, batch_size, shuffle=False):
-                logits = model(fastconv.Tensor(xb))
+            for xb, yb in DataLoader((x, y), batch_size):
+                logits = model(fastconv.Tensor(np.asarray(xb, dtype=np.float32)))
                 total_loss += float(loss_fn(logits, yb).item()) * len(yb)
                 correct += int(np.count_nonzero(logits.data.argmax(axis=1) == yb))
     finally:
@@ -214,6 +220,10 @@ def fit(
     on_epoch: Callable[[EpochStats], None] | None = None,
     file: TextIO | None = None,
     log: bool | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    scheduler: Any = None,
+    scheduler_step: str = "epoch",
+    start_epoch: int = 0,
 ) -> History:
     """Train ``model`` with ``optimizer`` and test it after every epoch.
 
@@ -229,10 +239,11 @@ def fit(
         Passes over the training set; images per step (the last batch of an
         epoch may be smaller).
     seed : int or None
-        Seeds the order of the mini-batches (one NumPy ``Generator`` for the
-        whole run, so each epoch has its own order). The initial weights are
-        the model's: seed them with ``fastconv.nn.manual_seed`` before
-        building it.
+        Seeds the order of the mini-batches: epoch ``e``'s order is drawn
+        from ``(seed, e)`` (:class:`fastconv.data.DataLoader`), so each epoch
+        has its own order and a resumed run sees the same batches. The
+        initial weights are the model's: seed them with
+        ``fastconv.nn.manual_seed`` before building it.
     progress : bool
         Show a progress bar per epoch (running loss, images/s) and print one
         line per epoch (losses, accuracies, time). ``False``: silent.
@@ -249,6 +260,18 @@ def fit(
     log : bool, optional
         Print the per-epoch lines (default: as ``progress``); e.g.
         ``progress=False, log=True`` for lines without bars.
+    transform : callable, optional
+        Applied to each training batch of images (N, C, H, W), e.g. the
+        augmentations of :mod:`fastconv.data`; reseeded per epoch through
+        its ``set_epoch`` when it has one.
+    scheduler : optional
+        A ``fastconv.optim.lr_scheduler`` scheduler (PyTorch's interface),
+        stepped after every epoch (``scheduler_step="epoch"``), after every
+        batch (``"batch"``, e.g. OneCycleLR) or after every epoch with the
+        test loss (``"metric"``, ReduceLROnPlateau).
+    start_epoch : int
+        Epochs already done (a resumed run): training runs epochs
+        ``start_epoch + 1 .. epochs``.
 
     Returns
     -------
@@ -262,28 +285,36 @@ def fit(
         raise ValueError("fit: the training set is empty")
     if epochs < 0 or batch_size < 1:
         raise ValueError(f"fit: need epochs >= 0 and batch_size >= 1, got {epochs}, {batch_size}")
+    if scheduler_step not in ("epoch", "batch", "metric"):
+        raise ValueError(
+            f"fit: scheduler_step must be 'epoch', 'batch' or 'metric', got {scheduler_step!r}"
+        )
     loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
     out = sys.stdout if file is None else file
     bar_file = sys.stderr if file is None else file
     log = progress if log is None else log
-    rng = np.random.default_rng(seed)
+    loader = DataLoader(
+        (x_train, y_train), batch_size, shuffle=True, seed=seed, transform=transform
+    )
     history = History()
     n_train = len(x_train)
-    for epoch in range(1, epochs + 1):
+    for epoch in range(start_epoch + 1, epochs + 1):
+        loader.set_epoch(epoch - 1)
+        lr = float(optimizer.param_groups[0]["lr"])
         desc = f"epoch {epoch}/{epochs}"
         bar = _progress_bar(n_train, desc, progress, bar_file)
         model.train()
         seen, loss_sum, correct = 0, 0.0, 0
         t0 = time.perf_counter()
         try:
-            for step, (xb, yb) in enumerate(
-                datasets.batches(x_train, y_train, batch_size, shuffle=True, seed=rng)
-            ):
-                logits = model(fastconv.Tensor(xb))
+            for step, (xb, yb) in enumerate(loader):
+                logits = model(fastconv.Tensor(np.asarray(xb, dtype=np.float32)))
                 loss = loss_fn(logits, yb)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None and scheduler_step == "batch":
+                    scheduler.step()
                 b = len(yb)
                 loss_value = float(loss.item())
                 if not np.isfinite(loss_value):
@@ -314,7 +345,10 @@ def fit(
             time=train_time,
             eval_time=eval_time,
             images_per_s=seen / train_time if train_time > 0 else float("inf"),
+            lr=lr,
         )
+        if scheduler is not None and scheduler_step != "batch":
+            scheduler.step(*((test_loss,) if scheduler_step == "metric" else ()))
         history.epochs.append(stats)
         if log:
             print(
@@ -426,6 +460,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--save", metavar="PATH", default=None, help="save the trained model there (model.save)"
     )
     parser.add_argument(
+        "--checkpoint", metavar="PATH", default=None,
+        help="after every epoch, save the model, the optimizer's state, the scheduler's and "
+        "the epoch count there (one .npz), for --resume",
+    )  # fmt: skip
+    parser.add_argument(
+        "--resume", metavar="PATH", default=None,
+        help="continue from a --checkpoint file (same --model and --optimizer): the epoch "
+        "count goes on up to --epochs; a --save file loads the weights only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--eval-only", action="store_true",
+        help="only evaluate on the test set (the model of --resume) and exit",
+    )  # fmt: skip
+    parser.add_argument(
+        "--metrics", metavar="PATH.json", default=None,
+        help="write the per-epoch loss, accuracy, images/s and learning rate there as JSON",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scheduler", metavar="SPEC", default=None,
+        help="a learning-rate schedule of fastconv.optim.lr_scheduler: "
+        + ", ".join(_train_state.SCHEDULERS)
+        + " (e.g. step:5:0.5; cosine anneals over --epochs; onecycle peaks at --lr, per batch)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--augment", action="store_true",
+        help="augment the training images: random crop with 2 pixels of padding and a random "
+        "horizontal flip (seeded by --seed)",
+    )  # fmt: skip
+    parser.add_argument(
         "--limit", type=_positive_int, default=None, metavar="N",
         help="train on the first N training images only (quick runs)",
     )  # fmt: skip
@@ -486,12 +549,34 @@ def run(args: argparse.Namespace) -> int:
             nn.manual_seed(args.seed)
             model = build_model(args.model)
             optimizer = build_optimizer(args.optimizer, model.parameters(), args.lr, args.momentum)
+            try:
+                scheduler, when, start = _train_state.prepare(args, model, optimizer, len(x_train))
+            except (ImportError, OSError, ValueError, RuntimeError) as e:
+                print(f"fastconv train: {e}", file=sys.stderr)
+                return 1
+            if args.eval_only:
+                return _eval_only(args, model, x_test, y_test)
             _print_header(args, model, data)
+            if start:
+                print(f"resumed from {args.resume} after epoch {start}", flush=True)
+            history = History()
+
+            def after_epoch(stats: EpochStats) -> None:
+                history.epochs.append(stats)
+                if args.checkpoint:
+                    _train_state.save_checkpoint(
+                        args.checkpoint, model, optimizer, stats.epoch, scheduler
+                    )
+                if args.metrics:
+                    _train_state.write_metrics(args.metrics, history.epochs, keep_before=start)
+
             t0 = time.perf_counter()
             try:
-                history = fit(
+                fit(
                     model, optimizer, data, args.epochs, args.batch_size, args.seed,
-                    progress=getattr(args, "progress", True), log=True,
+                    progress=getattr(args, "progress", True), log=True, on_epoch=after_epoch,
+                    transform=_train_state.augmentation(args.seed) if args.augment else None,
+                    scheduler=scheduler, scheduler_step=when, start_epoch=start,
                 )  # fmt: skip
             except FloatingPointError as e:
                 print(f"fastconv train: {e}", file=sys.stderr)
@@ -500,18 +585,38 @@ def run(args: argparse.Namespace) -> int:
     finally:
         fastconv.set_num_threads(old_threads)
 
+    if not history.epochs:
+        print(f"nothing to train: {args.resume} is already at epoch {start} of {args.epochs}")
+        return 0
     best = history.best_epoch
     assert best is not None
     print(
         f"best test accuracy {100 * best.test_accuracy:.2f}% (epoch {best.epoch}), "
         f"final {100 * history.final_accuracy:.2f}% after {len(history.epochs)} epochs; "
         f"{total:.1f} s in all, "
-        f"{sum(len(x_train) for _ in history.epochs) / sum(e.time for e in history.epochs):,.0f}"
+        f"{len(x_train) * len(history.epochs) / sum(e.time for e in history.epochs):,.0f}"
         " training img/s"
     )
     if args.save:
         model.save(args.save)
         print(f"saved the model to {args.save}")
+    return 0
+
+
+def _eval_only(args: argparse.Namespace, model: Any, x: np.ndarray, y: np.ndarray) -> int:
+    """``--eval-only``: the test loss and accuracy (and ``--metrics``), no training."""
+    if not args.resume:
+        print("fastconv train: --eval-only needs --resume PATH", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    loss, acc = evaluate(model, x, y)
+    seconds = time.perf_counter() - t0
+    rate = len(y) / seconds if seconds > 0 else float("inf")
+    print(f"{args.resume}: test loss {loss:.4f}  test acc {100 * acc:6.2f}%  ({rate:,.0f} img/s)")
+    if args.metrics:
+        result = {"test_loss": loss, "test_accuracy": acc, "images_per_s": rate}
+        with open(args.metrics, "w") as f:
+            json.dump(result, f, indent=1)
     return 0
 
 

@@ -256,7 +256,8 @@ def test_shape_ops(f64):
     a = _t64(f64, 2, 3, 4)
     assert a.reshape(6, 4).shape == (6, 4)
     assert a.reshape((4, -1)).shape == (4, 6)
-    assert a.flatten().shape == (2, 12)
+    assert a.flatten().shape == (24,)  # PyTorch's default: every dim
+    assert a.flatten(1).shape == (2, 12)
     assert a.flatten(0).shape == (24,)
     assert a.flatten(0, 1).shape == (6, 4)
     assert a.T.shape == (4, 3, 2)
@@ -265,7 +266,7 @@ def test_shape_ops(f64):
     assert a.permute(1, 2, 0).shape == (3, 4, 2)
     for fn in (
         lambda: a.reshape(4, 6),
-        lambda: a.flatten(),
+        lambda: a.flatten(1),
         lambda: a.T,
         lambda: a.transpose(1, 2) * 1.0,
         lambda: a.permute(2, 0, 1),
@@ -606,7 +607,7 @@ def test_profiler_records_ops_and_is_off_by_default():
     with profiler.Profiler() as prof:
         assert profiler.active() is prof
         y = ops.max_pool2d(ops.conv2d(x, w).relu(), 2)
-        loss = ops.cross_entropy(y.flatten(), np.array([0, 3]))
+        loss = ops.cross_entropy(y.flatten(1), np.array([0, 3]))
         loss.backward()
     assert profiler.active() is None
     names = set(prof.totals())

@@ -281,6 +281,13 @@ def test_fashion_mnist_from_root(tmp_path, gz):
     np.testing.assert_array_equal(x2, x_train)
 
 
+def test_root_with_a_tilde_is_the_home_folder(tmp_path, monkeypatch):
+    """The README's ``fashion_mnist(root="~/data/fashion-mnist")``."""
+    write_dataset(tmp_path / "data" / "fm", 4, 2, gz=True)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert fashion_mnist("~/data/fm")[0].shape == (4, 1, 28, 28)
+
+
 def test_mixed_raw_and_gz_names(tmp_path):
     root = write_dataset(tmp_path, 6, 4, gz=True)
     raw = read_idx(root / "t10k-labels-idx1-ubyte.gz")

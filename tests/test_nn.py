@@ -474,7 +474,7 @@ def test_cross_entropy_is_stable_and_validates():
     with pytest.raises(TypeError, match="integer"):
         ce(good, np.array([0.5, 1.0]))
     with pytest.raises(ValueError, match="reduction"):
-        nn.CrossEntropyLoss("none")(good, np.array([0, 1]))
+        nn.CrossEntropyLoss("avg")(good, np.array([0, 1]))
 
 
 @pytest.mark.parametrize("name", ["MSELoss", "L1Loss"])
@@ -598,8 +598,8 @@ BAD_LAYER_ARGS = [
      r"Dropout: p must be in \[0, 1\], got nan"),
     ("dropout-bool", lambda: nn.Dropout(True), TypeError,
      r"Dropout: p must be a real number, got bool True"),
-    ("crossentropy-reduction", lambda: nn.CrossEntropyLoss("none"), ValueError,
-     r"CrossEntropyLoss: reduction must be one of 'mean', 'sum', got 'none'"),
+    ("crossentropy-reduction", lambda: nn.CrossEntropyLoss("avg"), ValueError,
+     r"CrossEntropyLoss: reduction must be one of 'mean', 'sum', 'none', got 'avg'"),
 ]  # fmt: skip
 
 

@@ -171,3 +171,150 @@ def test_python_dash_m(data_dir, module):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "epoch 1/1" in r.stdout and "final" in r.stdout
+
+
+# --------------------------------------------------------------------------
+# --checkpoint / --resume / --eval-only / --metrics / --scheduler / --augment
+# --------------------------------------------------------------------------
+
+
+class _FakeStepLR:
+    """FAKE StepLR with torch's signature and state, used while fastconv.optim.lr_scheduler
+    does not exist yet (another branch writes it); the real one is used when present."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
+        for g in optimizer.param_groups:
+            g.setdefault("initial_lr", g["lr"])
+        self.base_lrs = [g["initial_lr"] for g in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self.step()
+
+    def step(self, metrics=None):
+        self.last_epoch += 1
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * self.gamma ** (self.last_epoch // self.step_size)
+
+    def get_last_lr(self):
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def state_dict(self):
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, sd):
+        self.__dict__.update(sd)
+
+
+@pytest.fixture
+def lr_scheduler(monkeypatch):
+    """fastconv.optim.lr_scheduler, or a FAKE with StepLR only when it is not there yet."""
+    real = getattr(optim, "lr_scheduler", None)
+    if real is not None:
+        return real
+    import types
+
+    fake = types.SimpleNamespace(StepLR=_FakeStepLR)
+    monkeypatch.setattr(optim, "lr_scheduler", fake, raising=False)
+    return fake
+
+
+def _run(data_dir, *extra):
+    argv = ["train", "--data-dir", str(data_dir), "--model", "mlp", "--limit", "96",
+            "--batch-size", "32", "--no-progress", "--optimizer", "adam", "--lr", "0.01",
+            *map(str, extra)]  # fmt: skip
+    return cli.main(argv)
+
+
+def _metrics(path):
+    import json
+
+    return json.loads(path.read_text())["epochs"]
+
+
+def test_resume_continues_exactly_where_the_checkpoint_stopped(
+    data_dir, tmp_path, capsys, lr_scheduler
+):
+    """Two epochs in one run == one epoch, then --resume for the second: same weights
+    bit for bit (model, Adam's state, the scheduler, the batch order and the
+    augmentations of epoch 2 all restored), and the metrics file continues."""
+    common = ["--scheduler", "step:1:0.5", "--augment", "--seed", "4"]
+    full, half, resumed = tmp_path / "full.npz", tmp_path / "half.npz", tmp_path / "resumed.npz"
+    m_full, m_resumed = tmp_path / "full.json", tmp_path / "resumed.json"
+    assert _run(data_dir, "--epochs", 2, "--checkpoint", full, "--metrics", m_full, *common) == 0
+    assert _run(data_dir, "--epochs", 1, "--checkpoint", half, "--metrics", m_resumed, *common) == 0
+    capsys.readouterr()
+    assert _run(data_dir, "--epochs", 2, "--resume", half, "--checkpoint", resumed,
+                "--metrics", m_resumed, *common) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"resumed from {half} after epoch 1" in out and "epoch 2/2" in out
+    assert "epoch 1/2" not in out
+    with np.load(full) as a, np.load(resumed) as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert any(k.startswith("optimizer/") for k in a.files)
+        for k in a.files:
+            if k != "meta":
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    rows_full, rows_resumed = _metrics(m_full), _metrics(m_resumed)
+    assert [r["epoch"] for r in rows_resumed] == [1, 2]
+    for a, b in zip(rows_full, rows_resumed):
+        for key in ("train_loss", "test_loss", "test_accuracy", "train_accuracy", "lr"):
+            assert a[key] == b[key], key
+        assert a["images_per_s"] > 0
+    assert [r["lr"] for r in rows_full] == [0.01, 0.005]  # step:1:0.5
+
+    # Already at --epochs: nothing to train.
+    assert _run(data_dir, "--epochs", 2, "--resume", full, *common) == 0
+    assert "nothing to train" in capsys.readouterr().out
+
+
+def test_eval_only_and_resume_from_a_saved_model(data_dir, tmp_path, capsys):
+    saved, metrics = tmp_path / "m.npz", tmp_path / "m.json"
+    assert _run(data_dir, "--epochs", 1, "--save", saved, "--metrics", metrics) == 0
+    final = _metrics(metrics)[-1]["test_accuracy"]
+    capsys.readouterr()
+    # A --save file (weights only) is accepted by --resume.
+    assert _run(data_dir, "--eval-only", "--resume", saved, "--metrics", tmp_path / "e.json") == 0
+    out = capsys.readouterr().out
+    assert f"test acc {100 * final:6.2f}%" in out and "epoch 1/" not in out
+    import json
+
+    assert json.loads((tmp_path / "e.json").read_text())["test_accuracy"] == final
+
+
+def test_train_flag_errors(data_dir, tmp_path, capsys, lr_scheduler):
+    assert _run(data_dir, "--eval-only") == 2
+    assert "--eval-only needs --resume" in capsys.readouterr().err
+    assert _run(data_dir, "--resume", tmp_path / "missing.npz") == 1
+    assert "missing.npz" in capsys.readouterr().err
+    ckpt = tmp_path / "c.npz"
+    assert _run(data_dir, "--epochs", 1, "--checkpoint", ckpt) == 0
+    capsys.readouterr()
+    assert _run(data_dir, "--resume", ckpt, "--optimizer", "sgd") == 1
+    assert "trained with Adam, not SGD" in capsys.readouterr().err
+    assert _run(data_dir, "--scheduler", "sawtooth:3") == 1
+    assert "--scheduler sawtooth:3: expected one of step:STEP_SIZE" in capsys.readouterr().err
+    assert _run(data_dir, "--scheduler", "step:x") == 1
+    assert "--scheduler step:x" in capsys.readouterr().err
+
+
+class _Counting:
+    def __init__(self):
+        self.calls = []
+
+    def step(self, *args):
+        self.calls.append(args)
+
+
+def test_fit_steps_the_scheduler_per_epoch_batch_or_metric(data):
+    small = (data[0][:100], data[1][:100], data[2], data[3])
+    for when, expected in (("epoch", 2), ("batch", 2 * 4), ("metric", 2)):
+        nn.manual_seed(0)
+        m = models.mlp_mnist()
+        s = _Counting()
+        h = fit(m, optim.SGD(m.parameters(), lr=0.01), small, 2, 32, 0, progress=False,
+                scheduler=s, scheduler_step=when)  # fmt: skip
+        assert len(s.calls) == expected, when
+        if when == "metric":
+            assert [c[0] for c in s.calls] == [e.test_loss for e in h.epochs]
+        else:
+            assert all(c == () for c in s.calls)
