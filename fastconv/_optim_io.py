@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load", "save"]
+__all__ = ["STATE_KEY", "load", "save"]
 
-_STATE_KEY = "__state__"
+# The entry holding the structure (a file without it is not in this format).
+STATE_KEY = "__state__"
 
 
 def _encode(value: Any, arrays: dict[str, np.ndarray]) -> list:
@@ -69,7 +70,7 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     """
     arrays: dict[str, np.ndarray] = {}
     text = json.dumps(_encode(obj, arrays))
-    np.savez(path, **{_STATE_KEY: np.array(text)}, **arrays)
+    np.savez(path, **{STATE_KEY: np.array(text)}, **arrays)
 
 
 def load(path: str | os.PathLike) -> Any:
@@ -82,7 +83,7 @@ def load(path: str | os.PathLike) -> Any:
     if not os.path.exists(path) and os.path.exists(path + ".npz"):
         path += ".npz"
     with np.load(path, allow_pickle=False) as f:
-        if _STATE_KEY not in f.files:
+        if STATE_KEY not in f.files:
             raise ValueError(f"load: {path} was not written by fastconv.optim's save")
-        arrays = {k: f[k] for k in f.files if k != _STATE_KEY}
-        return _decode(json.loads(str(f[_STATE_KEY])), arrays)
+        arrays = {k: f[k] for k in f.files if k != STATE_KEY}
+        return _decode(json.loads(str(f[STATE_KEY])), arrays)

@@ -1,10 +1,9 @@
 """What ``fastconv train`` keeps between runs: checkpoints, metrics files, LR schedules.
 
-* :func:`save_checkpoint` / :func:`load_checkpoint`: one ``.npz`` file holding
-  the model's state dict (``model/<name>``), the optimiser's state
-  (``optimizer/<param index>/<key>`` arrays) and, as JSON in ``meta``, the
-  epochs done, the optimiser's hyper-parameters and the scheduler's state.
-  ``numpy.load(allow_pickle=False)`` reads it: no code runs on loading.
+* :func:`save_checkpoint` / :func:`load_checkpoint`: one ``.npz`` file in
+  :func:`fastconv.optim.save`'s format holding the model's and the
+  optimiser's state dicts, the scheduler's state and the epochs done. It is
+  read with ``allow_pickle=False``: no code runs on loading.
 * :func:`write_metrics`: per-epoch statistics as JSON.
 * :func:`prepare`: a run's scheduler and, with ``--resume``, its restored
   state; :func:`augmentation`: ``--augment``'s transforms.
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _optim_io as optim_io
 from .data import Compose, RandomCrop, RandomHorizontalFlip
 
 __all__ = [
@@ -31,74 +31,16 @@ __all__ = [
     "augmentation",
     "build_scheduler",
     "load_checkpoint",
-    "optimizer_state_dict",
     "prepare",
     "save_checkpoint",
     "write_metrics",
 ]
 
-FORMAT = "fastconv-checkpoint-1"
+FORMAT = "fastconv-checkpoint-2"
 
 # --------------------------------------------------------------------------
-# Optimiser state in PyTorch's layout: {"state": {index: {...}}, "param_groups": [...]}
+# Checkpoints: one file in fastconv.optim.save's format
 # --------------------------------------------------------------------------
-
-
-def optimizer_state_dict(optimizer: Any) -> dict:
-    """``optimizer.state_dict()``, or the same layout built from its ``state`` and groups."""
-    if hasattr(optimizer, "state_dict"):
-        return optimizer.state_dict()
-    index = {id(p): i for i, p in enumerate(p for g in optimizer.param_groups for p in g["params"])}
-    groups = [
-        {
-            **{k: v for k, v in g.items() if k != "params"},
-            "params": [index[id(p)] for p in g["params"]],
-        }
-        for g in optimizer.param_groups
-    ]
-    state = {index[id(p)]: dict(s) for p, s in optimizer.state.items()}
-    return {"state": state, "param_groups": groups}
-
-
-def _load_optimizer_state(optimizer: Any, sd: dict) -> None:
-    if hasattr(optimizer, "load_state_dict"):
-        optimizer.load_state_dict(sd)
-        return
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    if len(sd["param_groups"]) != len(optimizer.param_groups):
-        raise ValueError(
-            f"the checkpoint's optimizer has {len(sd['param_groups'])} parameter groups, "
-            f"this one {len(optimizer.param_groups)}"
-        )
-    for group, saved in zip(optimizer.param_groups, sd["param_groups"]):
-        for k, v in saved.items():
-            if k != "params":
-                group[k] = tuple(v) if isinstance(group.get(k), tuple) else v
-    optimizer.state = {}
-    for i, s in sd["state"].items():
-        p = params[int(i)]
-        for k, v in s.items():
-            if isinstance(v, np.ndarray) and v.shape != p.shape:
-                raise ValueError(
-                    f"the checkpoint's optimizer state {k!r} of parameter {i} has shape "
-                    f"{v.shape}, the parameter {p.shape}"
-                )
-        optimizer.state[p] = {
-            k: v.astype(p.dtype) if isinstance(v, np.ndarray) else v for k, v in s.items()
-        }
-
-
-# --------------------------------------------------------------------------
-# Checkpoints
-# --------------------------------------------------------------------------
-
-
-def _json_value(v: Any) -> Any:
-    if isinstance(v, (np.integer, np.floating, np.bool_)):
-        return v.item()
-    if isinstance(v, tuple):
-        return list(v)
-    return v
 
 
 def save_checkpoint(
@@ -106,31 +48,21 @@ def save_checkpoint(
 ) -> None:
     """Write model, optimiser (and scheduler) state after ``epoch`` epochs to one ``.npz``.
 
-    The file is written under a temporary name and renamed, so an interrupted
-    write never leaves a damaged checkpoint behind.
+    The format is :func:`fastconv.optim.save`'s (arrays as entries, the
+    structure as JSON; no pickle). The file is written under a temporary name
+    and renamed, so an interrupted write never leaves a damaged checkpoint.
     """
-    arrays = {f"model/{k}": v for k, v in model.state_dict().items()}
-    osd = optimizer_state_dict(optimizer)
-    scalars: dict[str, dict] = {}
-    for i, s in osd["state"].items():
-        for k, v in s.items():
-            if isinstance(v, np.ndarray):
-                arrays[f"optimizer/{i}/{k}"] = v
-            else:
-                scalars.setdefault(str(i), {})[k] = _json_value(v)
-    groups = [{k: _json_value(v) for k, v in g.items()} for g in osd["param_groups"]]
-    meta = {
+    state = {
         "format": FORMAT,
         "epoch": int(epoch),
-        "optimizer": type(optimizer).__name__,
-        "param_groups": groups,
-        "optimizer_scalars": scalars,
+        "optimizer_class": type(optimizer).__name__,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
         "scheduler": None if scheduler is None else scheduler.state_dict(),
     }
-    arrays["meta"] = np.array(json.dumps(meta, default=_json_value))
     path = os.fspath(path)
     tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
+    optim_io.save(state, tmp)
     os.replace(tmp, path)
 
 
@@ -144,28 +76,29 @@ def load_checkpoint(
     for a checkpoint of another optimiser or of other shapes.
     """
     with np.load(os.fspath(path), allow_pickle=False) as f:
-        entries = {k: f[k] for k in f.files}
-    if "meta" not in entries:  # a model saved by Module.save: weights only
+        weights_only = optim_io.STATE_KEY not in f.files
+        entries = {k: f[k] for k in f.files} if weights_only else None
+    if weights_only:  # a model saved by Module.save
         model.load_state_dict(entries)
         return 0
-    meta = json.loads(str(entries.pop("meta")))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a fastconv checkpoint (format {meta.get('format')!r})")
-    if meta["optimizer"] != type(optimizer).__name__:
+    state = optim_io.load(path)
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a fastconv train checkpoint")
+    if state["optimizer_class"] != type(optimizer).__name__:
         raise ValueError(
-            f"{path}: the checkpoint was trained with {meta['optimizer']}, not "
+            f"{path}: the checkpoint was trained with {state['optimizer_class']}, not "
             f"{type(optimizer).__name__} (pass the same --optimizer)"
         )
-    model.load_state_dict({k[6:]: v for k, v in entries.items() if k.startswith("model/")})
-    state: dict[int, dict] = {int(i): dict(s) for i, s in meta["optimizer_scalars"].items()}
-    for k, v in entries.items():
-        if k.startswith("optimizer/"):
-            _, i, key = k.split("/", 2)
-            state.setdefault(int(i), {})[key] = v
-    _load_optimizer_state(optimizer, {"state": state, "param_groups": meta["param_groups"]})
-    if scheduler is not None and meta["scheduler"] is not None:
-        scheduler.load_state_dict(meta["scheduler"])
-    return int(meta["epoch"])
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    return int(state["epoch"])
+
+
+def _json_value(v: Any) -> Any:
+    """NumPy scalars as Python numbers (for json.dump)."""
+    return v.item() if isinstance(v, (np.integer, np.floating, np.bool_)) else v
 
 
 def write_metrics(path: str | os.PathLike, epochs: list, keep_before: int = 0) -> None:
