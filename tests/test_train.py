@@ -207,9 +207,7 @@ def _metrics(path):
     return json.loads(path.read_text())["epochs"]
 
 
-def test_resume_continues_exactly_where_the_checkpoint_stopped(
-    data_dir, tmp_path, capsys
-):
+def test_resume_continues_exactly_where_the_checkpoint_stopped(data_dir, tmp_path, capsys):
     """Two epochs in one run == one epoch, then --resume for the second: same weights
     bit for bit (model, Adam's state, the scheduler, the batch order and the
     augmentations of epoch 2 all restored), and the metrics file continues."""
