@@ -36,7 +36,7 @@ def _load_core():
 
 _core = _load_core()
 
-from . import models, nn, ops, optim, profiler, reference
+from . import data, models, nn, ops, optim, profiler, reference
 from ._config import get_num_threads, release_workspace, set_num_threads, show_config
 from .functional import (
     avg_pool2d,
@@ -62,6 +62,7 @@ __all__ = [
     "conv2d",
     "conv2d_backward",
     "conv2d_max_pool2d",
+    "data",
     "get_num_threads",
     "linear",
     "linear_backward",
