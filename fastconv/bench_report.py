@@ -187,7 +187,7 @@ def _x(v: float) -> str:
 
 
 def _ms(v: float) -> str:
-    """Milliseconds with 3-4 significant digits in at most 6 characters (below 100 s)."""
+    """Milliseconds with 3-4 significant digits in at most 5 characters (below 100 s)."""
     digits = 3 if v < 10 else 2 if v < 100 else 1 if v < 1000 else 0
     return f"{v:.{digits}f}"
 
@@ -197,10 +197,11 @@ def _rate(v: float) -> str:
 
 
 class Table:
-    """One suite's table, printed row by row: layer, op, then one 12-character cell per
-    strategy (median ms, rate, mark) and ``busy N`` when the machine was busy."""
+    """One suite's table, printed row by row: layer, op, then one 11-character cell per
+    strategy (median ms, rate, mark) and ``busy N`` when the machine was busy: 119
+    characters with 7 strategies."""
 
-    CELL = 12
+    CELL = 11
 
     def __init__(self, strategies: Sequence[str]) -> None:
         self.strategies = list(strategies)
@@ -221,14 +222,14 @@ class Table:
             return "error"
         rate = _rate(r.rate) if r.rate is not None else "-"
         mark = "*" if r.best else "!" if r.status != "ok" else " "
-        return f"{_ms(r.median_ms):>6} {rate:>4}{mark}"
+        return f"{_ms(r.median_ms):>5} {rate:>4}{mark}"
 
     def row(self, results: Sequence[Result]) -> str:
         """The line of one layer-op (``results`` of any strategies, in any order)."""
         by_name = {r.strategy: r for r in results}
         first = results[0]
         busy = first.busy_cpus
-        note = f"  busy {busy:.1f}" if busy is not None and busy >= BUSY_CPUS else ""
+        note = f" busy {busy:.1f}" if busy is not None and busy >= BUSY_CPUS else ""
         cells = [self.cell(by_name.get(n)) for n in self.strategies]
         return self._line(first.layer, first.op, cells, note)
 
@@ -237,7 +238,7 @@ def _ratio_text(ratios: list[float], against: str) -> str:
     if not ratios:
         return ""
     g = geometric_mean(ratios)
-    return f"vs {against} {g:.2f}x over {len(ratios)} ops ({min(ratios):.2f}x-{max(ratios):.2f}x)"
+    return f"vs {against} {_x(g)} over {len(ratios)} ops ({_x(min(ratios))}-{_x(max(ratios))})"
 
 
 def summary_lines(results: Sequence[Result], strategies: Sequence[str]) -> list[str]:

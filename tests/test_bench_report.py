@@ -33,8 +33,14 @@ def test_cells_and_busy_mark():
         "0.6",
     ]
     assert len(line) < 120
+    seven = Table(["reference", "cython", "direct", "im2col", "implicit", "auto", "torch"])
+    widest = [_r(n, 99999.0, rate=9999.0, busy_cpus=1.5) for n in seven.strategies]
+    widest[0].layer = "custom.linear4"
+    widest[0].op = "bwd_weight"
+    assert len(seven.row(widest)) < 120, seven.row(widest)
     assert table.header().split() == ["layer", "op", "reference", "direct", "cython", "torch"]
-    assert table.cell(_r("x", 1234.5, rate=150.2)) == "  1234  150 "
+    assert table.cell(_r("x", 1234.5, rate=150.2)) == " 1234  150 "
+    assert table.cell(_r("x", 0.01234, rate=1.5, best=True)) == "0.012  1.5*"
     assert table.cell(_r("x", None, status="skipped (quick mode, big layer)")) == "skip"
     assert table.cell(_r("x", None, status="error: MemoryError: x")) == "error"
     quiet = [_r("direct", 1.0, rate=1.0, busy_cpus=0.1)]
@@ -83,3 +89,12 @@ def test_progress_bar_only_on_a_terminal():
     p.advance()
     p.clear()
     assert pipe.getvalue() == ""
+
+
+def test_ratios_keep_three_significant_digits():
+    rows = []
+    for layer, ref in (("a", 0.9), ("b", 13.04), ("c", 297.87)):
+        r = Result("s", f"s.{layer}", "fwd", "auto", median_ms=1.0, speedup_vs_reference=ref)
+        rows.append(r)
+    (line,) = summary_lines(rows, ["auto"])
+    assert line == "  auto       vs ref 15.2x over 3 ops (0.90x-298x)"
