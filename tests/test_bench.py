@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 
 import pytest
 
@@ -236,3 +237,11 @@ def test_bench_imports_no_cycle():
 
     for m in sorted(mine):
         visit(m, ())
+
+
+def test_plot_without_matplotlib_fails_before_measuring(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    assert bench.main(["--shape", TINY, "--plot", "x.png"]) == 2
+    captured = capsys.readouterr()
+    assert "--plot needs matplotlib: pip install 'fastconv[plot]'" in captured.err
+    assert "==" not in captured.out  # nothing was measured
