@@ -1,13 +1,15 @@
 """fastconv vs PyTorch, side by side on the named layers, at the same thread count.
 
-For every layer of the chosen suites (default: all three) and every pass
-(conv: forward and backward with all three gradients, plus each gradient alone
+For every layer of the chosen suites (default: all) and every op (conv:
+forward, backward-input, backward-weight, plus all three gradients at once
 with ``--full``; pools: forward with indices and backward; linear: forward),
 time what ``algo="auto"`` runs in fastconv and PyTorch's CPU op
 (``torch.nn.functional`` / ``torch.ops.aten.*_backward``, oneDNN for
 convolutions) on the same NumPy buffers (``torch.from_numpy``, no copies),
-interleaved in one run. The ratio column is torch's median over fastconv's
-(>1: fastconv is faster), and every fastconv result is checked against torch's.
+interleaved in one run: ``fastconv bench --strategies auto,torch``. The
+summary gives auto's geometric-mean speed-up over torch (torch's median over
+fastconv's, >1: fastconv is faster), and every fastconv result is checked
+against torch's (the baseline when the reference is not run).
 
 Usage (from the repository root)::
 
@@ -16,8 +18,9 @@ Usage (from the repository root)::
     MALLOC_MMAP_THRESHOLD_=2000000000 MALLOC_TRIM_THRESHOLD_=4000000000 \\
         python benchmarks/compare_torch.py             # torch's tuned-allocator numbers
 
-Takes the options of ``python -m fastconv.bench`` (``--suite``, ``--layer``,
-``--threads``, ``--repeats``, ``--quick``/``--full``, ``--json``). Exits with
+Takes the options of ``python -m fastconv.bench`` (``--suite``, ``--shape``,
+``--layer``, ``--threads``, ``--repeats``, ``--quick``/``--full``, ``--json``,
+``--plot``; ``--strategies`` replaces ``auto,torch``). Exits with
 a message, and status 0, when PyTorch is not installed.
 """
 
@@ -50,9 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print("compare_torch: PyTorch is not installed; nothing to compare (pip install torch).")
         return 0
-    if args.suite is None:
+    if args.suite is None and not args.shape:
         args.suite = ["all"]
-    return bench.run(args, contenders=("auto", "torch"), baseline="torch")
+    if args.strategies is None:
+        args.strategies = ["auto", "torch"]
+    return bench.run(args)
 
 
 if __name__ == "__main__":

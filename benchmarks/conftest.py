@@ -1,5 +1,5 @@
 """pytest-benchmark setup shared by ``bench_*.py``: threads, header, adaptive rounds,
-and the ``bench_layer`` fixture that times one contender of a named layer.
+and the ``bench_layer`` fixture that times one strategy on one op of a named layer.
 
 Options
 -------
@@ -24,7 +24,8 @@ import pytest
 import fastconv
 from fastconv._shapes import LayerShape
 from fastconv._timing import limit_blas_threads
-from fastconv.bench_cases import Contender, make_contenders
+from fastconv.bench_cases import KernelNames, make_case
+from fastconv.bench_strategies import registry, torch_module
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -109,24 +110,27 @@ def measure(benchmark: Any, pytestconfig: pytest.Config) -> Callable[..., None]:
     return run
 
 
-def _pick(contenders: list[Contender], wanted: str) -> Contender:
-    """The contender whose label matches a short id (``im2col`` -> ``fastconv[im2col]``,
-    ``auto`` -> ``fastconv[auto...]``; ``fastconv`` and ``reference`` as they are)."""
-    prefix = {"reference": "reference", "fastconv": "fastconv", "auto": "fastconv[auto"}.get(
-        wanted, f"fastconv[{wanted}]"
-    )
-    return next(c for c in contenders if c.label.startswith(prefix))
-
-
 @pytest.fixture
-def bench_layer(benchmark: Any, measure: Callable[..., None]) -> Callable[..., None]:
-    """``bench_layer(shape, pass_, contender)``: time one contender (a short id, see
-    :func:`_pick`) of a named layer and pass; each (layer, pass) is one benchmark group."""
+def bench_layer(
+    benchmark: Any, measure: Callable[..., None], fastconv_threads: int
+) -> Callable[..., None]:
+    """``bench_layer(shape, op, strategy)``: time one strategy of the registry
+    (:mod:`fastconv.bench_strategies`) on one op of a named layer; each (layer, op)
+    is one benchmark group. An unavailable strategy, or one that does not
+    implement the op, is skipped with the reason."""
 
-    def run(shape: LayerShape, pass_: str, contender: str) -> None:
-        benchmark.group = f"{shape.name} {pass_}"
-        contenders, work, unit = make_contenders(shape, pass_)
-        c = _pick(contenders, contender)
-        measure(c.fn, work, unit, c.kernel)
+    def run(shape: LayerShape, op: str, name: str) -> None:
+        benchmark.group = f"{shape.name} {op}"
+        strategy = registry()[name]
+        reason = strategy.unavailable()
+        if reason:
+            pytest.skip(f"{name} unavailable: {reason}")
+        case = make_case(shape, op)
+        fn = strategy.bind(case)
+        if fn is None:
+            pytest.skip(f"{name} does not implement {shape.name} {op}")
+        if name == "torch":
+            torch_module()[0].set_num_threads(fastconv_threads)
+        measure(fn, case.work, case.unit, strategy.kernel(case, KernelNames()))
 
     return run

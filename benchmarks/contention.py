@@ -50,7 +50,8 @@ except ImportError:  # run from a source checkout without installing: use the ch
     import fastconv
 
 from fastconv._shapes import SUITES
-from fastconv.bench_cases import make_contenders, passes_of
+from fastconv.bench_cases import layer_ops, make_case
+from fastconv.bench_strategies import registry
 
 CONDITIONS = ("quiet1", "quiet2", "busy", "matmul")
 LOADED = ("busy", "matmul")
@@ -114,19 +115,22 @@ def _flag(ratio: float) -> str:
 
 
 def _ops(suites: Sequence[str], torch: object) -> list[tuple[str, dict[str, Callable[[], object]]]]:
-    """(row name, {library: call}) for every layer-pass of the suites."""
-    contenders = ("auto", "torch") if torch is not None else ("auto",)
+    """(row name, {library: call}) for every layer-op of the suites: conv and pool
+    ``fwd`` and ``bwd`` (all gradients), linear ``fwd``; fastconv is the ``auto``
+    strategy of the registry."""
+    strategies = registry()
+    libs = {"fastconv": strategies["auto"]}
+    if torch is not None:
+        libs["torch"] = strategies["torch"]
     rows = []
     for suite in suites:
         for shape in SUITES[suite]:
-            for pass_ in passes_of(shape, full=False):  # conv, pool: forward, backward
-                cs, _work, _unit = make_contenders(shape, pass_, contenders, torch)
-                calls = {}
-                for c in cs:
-                    if c.fn is None:
-                        continue
-                    calls["torch" if c.label == "torch" else "fastconv"] = c.fn
-                rows.append((f"{shape.name}.{pass_}", calls))
+            for op in ("fwd", "bwd"):
+                if op not in layer_ops(shape):
+                    continue
+                case = make_case(shape, op)
+                calls = {lib: s.bind(case) for lib, s in libs.items()}
+                rows.append((f"{shape.name}.{op}", {k: f for k, f in calls.items() if f}))
     return rows
 
 

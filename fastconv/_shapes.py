@@ -32,6 +32,11 @@ Suites
     One VGG-style 3x3 layer at batch 16: 64->64 channels, 56x56, padding 1.
 ``resnet``
     One ResNet bottleneck 1x1 layer at batch 16: 256->64 channels, 56x56.
+
+Any other layer is described by a spec string (``fastconv bench --shape``),
+read by :func:`parse_shape`: ``N,C,H,W,K,R,S[,stride[,pad[,dilation[,groups]]]]``
+for a convolution, ``max:N,C,H,W,k[,stride[,pad]]`` or ``avg:...`` for a
+pooling (stride defaults to k) and ``linear:B,in,out``.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ __all__ = [
     "PoolShape",
     "all_shapes",
     "get_shape",
+    "parse_shape",
     "suite",
 ]
 
@@ -157,3 +163,58 @@ def get_shape(name: str) -> LayerShape:
         if s.name == name:
             return s
     raise KeyError(f"no layer shape named {name!r}")
+
+
+# Spec fields per kind: (names of the required fields, names of the optional ones).
+_SPEC_FIELDS = {
+    "conv": (("N", "C", "H", "W", "K", "R", "S"), ("stride", "padding", "dilation", "groups")),
+    "max": (("N", "C", "H", "W", "kernel"), ("stride", "padding")),
+    "avg": (("N", "C", "H", "W", "kernel"), ("stride", "padding")),
+    "linear": (("B", "in_features", "out_features"), ()),
+}
+
+
+def parse_shape(spec: str, name: str = "custom.layer") -> LayerShape:
+    """The layer a spec string describes (see the module docstring), named ``name``.
+
+    ``"8,16,32,32,32,3,3,1,1"`` is a conv of 8 images of 16x32x32 into 32
+    channels with 3x3 filters, stride 1, padding 1; ``"max:8,16,32,32,2"`` a
+    2x2/2 max-pool; ``"linear:128,576,64"`` a dense layer. Raises
+    ``ValueError`` naming the bad field or the impossible geometry.
+    """
+    kind, _, body = spec.rpartition(":")
+    kind = kind.strip().lower() or "conv"
+    if kind not in _SPEC_FIELDS:
+        raise ValueError(f"unknown layer kind {kind!r} in {spec!r}; use conv, max, avg or linear")
+    required, optional = _SPEC_FIELDS[kind]
+    parts = [p.strip() for p in body.split(",")]
+    if not required[0] or not (len(required) <= len(parts) <= len(required) + len(optional)):
+        usage = ",".join(required) + "".join(f"[,{o}" for o in optional) + "]" * len(optional)
+        raise ValueError(f"{spec!r}: expected {usage} ({len(parts)} values given)")
+    values: dict[str, int] = {}
+    for field, text in zip(required + optional, parts):
+        try:
+            v = int(text)
+        except ValueError:
+            raise ValueError(f"{spec!r}: {field}={text!r} is not an integer") from None
+        lowest = 0 if field == "padding" else 1
+        if v < lowest:
+            raise ValueError(f"{spec!r}: {field}={v} must be at least {lowest}")
+        values[field] = v
+    if kind == "linear":
+        return LinearShape(name, **values)
+    if kind == "conv":
+        shape: LayerShape = ConvShape(name, **values)
+        g = values.get("groups", 1)
+        if values["C"] % g or values["K"] % g:
+            raise ValueError(
+                f"{spec!r}: groups={g} must divide C={values['C']} and K={values['K']}"
+            )
+    else:
+        values.setdefault("stride", values["kernel"])
+        if 2 * values.get("padding", 0) > values["kernel"]:
+            raise ValueError(f"{spec!r}: padding must be at most half the kernel size")
+        shape = PoolShape(name, kind, **values)
+    if shape.P <= 0 or shape.Q <= 0:
+        raise ValueError(f"{spec!r}: the output would be {shape.P}x{shape.Q}")
+    return shape

@@ -10,7 +10,7 @@ zero-argument callables fairly on a small, shared machine.
 * :func:`limit_blas_threads` caps NumPy's BLAS threads with threadpoolctl
   (the ``[bench]`` extra) for a block, and says what it did;
 * :class:`CpuMonitor`, the load probe: how many CPUs other processes (and the
-  hypervisor) took while a row was timed;
+  hypervisor) took while a row was timed (busy from :data:`BUSY_CPUS`);
 * :func:`geometric_mean` of speed-up ratios, for the summaries.
 
 Tests: ``tests/test_timing.py``.
@@ -28,7 +28,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["CpuMonitor", "Timing", "geometric_mean", "limit_blas_threads", "time_interleaved"]
+__all__ = [
+    "BUSY_CPUS",
+    "CpuMonitor",
+    "Timing",
+    "geometric_mean",
+    "limit_blas_threads",
+    "time_interleaved",
+]
+
+#: Load from other processes (CPUs, incl. steal) from which a measurement is called
+#: busy: with as many threads as cores, a fifth of a CPU taken away already stalls
+#: the parallel regions at their barriers by a few percent.
+BUSY_CPUS = 0.2
 
 
 @dataclass

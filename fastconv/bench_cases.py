@@ -1,13 +1,18 @@
-"""What ``fastconv bench`` runs: the layers of the suites, their passes, and the contenders.
+"""What ``fastconv bench`` measures: the layers, their ops, and the inputs of each op.
 
-For one named layer (:mod:`fastconv._shapes`) and pass, :func:`make_contenders`
-allocates the inputs once (seeded by the layer's name) and binds one
-zero-argument call per contender (``fastconv[<algo>]``, ``fastconv``,
-``reference``, ``torch``: see :mod:`fastconv.bench`), with the kernel variant
-it runs, read from ``fastconv.show_config()["kernels"]`` (:class:`KernelNames`),
-and the work of one call: FLOPs (conv, linear) or bytes moved (pools).
-:class:`Settings` says how hard to measure and what to include
-(``--quick`` / ``--full``); :func:`select_shapes` picks the layers.
+A *case* is one op of one named layer (:mod:`fastconv._shapes`) with its
+inputs allocated once, seeded by the layer's name, so every strategy
+(:mod:`fastconv.bench_strategies`) gets the same arrays; it knows the work of
+one call: FLOPs (conv, linear) or bytes moved (pools). The ops:
+
+* convolutions: ``fwd``, ``bwd_input``, ``bwd_weight`` and, in ``--full``
+  mode, ``bwd`` (all three gradients in one call, as training runs it);
+* poolings (max or avg): ``fwd`` (max-pool with indices) and ``bwd``;
+* linear layers: ``fwd``.
+
+:class:`Settings` says how hard to measure (``--quick`` / ``--full``);
+:func:`select_shapes` picks the layers; :class:`KernelNames` reads the kernel
+variants from ``fastconv.show_config()["kernels"]``.
 """
 
 from __future__ import annotations
@@ -19,45 +24,55 @@ import os
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 import fastconv
-from fastconv import _core, reference
+from fastconv import _core
 from fastconv._shapes import SUITES, ConvShape, LayerShape, LinearShape, PoolShape
 
 __all__ = [
     "CONV_ALGOS",
     "DEFAULT_SUITES",
-    "Contender",
+    "OPS",
+    "Case",
     "KernelNames",
     "Settings",
-    "layer_contenders",
-    "layer_passes",
-    "make_contenders",
-    "passes_of",
+    "auto_picks",
+    "layer_ops",
+    "make_case",
     "select_shapes",
 ]
 
 DEFAULT_SUITES = ("mnist", "alexnet")
+#: fastconv's convolution algorithms (``auto`` chooses among them).
 CONV_ALGOS = tuple(a for a in _core.conv_algos() if a != "auto")
+#: Every op of each kind of layer, in table order.
+OPS = {
+    "conv": ("fwd", "bwd_input", "bwd_weight", "bwd"),
+    "pool": ("fwd", "bwd"),
+    "linear": ("fwd",),
+}
 
-
-@dataclass
-class Contender:
-    """One way of running one pass: a label, the kernel it runs and a bound call."""
-
-    label: str
-    kernel: str
-    fn: Callable[[], object] | None
-    auto: bool = False
-    skip: str = ""  # reason, when not run
+# The gradients a conv backward op asks for (output_mask of conv2d_backward).
+_MASKS = {
+    "bwd": (True, True, True),
+    "bwd_input": (True, False, False),
+    "bwd_weight": (False, True, False),
+}
+# The driver passes a conv op runs (for auto's choice and the kernel names).
+_SUBPASSES = {
+    "fwd": ("forward",),
+    "bwd": ("backward_input", "backward_weight"),
+    "bwd_input": ("backward_input",),
+    "bwd_weight": ("backward_weight",),
+}
 
 
 @dataclass
 class Settings:
-    """How hard to measure (``--quick`` / ``--full``) and what to include."""
+    """How hard to measure (``--quick`` / ``--full``)."""
 
     mode: str = "quick"
     repeats: int = 5
@@ -66,15 +81,11 @@ class Settings:
     warmup: int = 1
     rounds: int = 2
     settle: float = 0.15
-    #: Conv layers above this many FLOPs per pass run only auto's algorithm.
-    all_algos_max_flops: float = 1e9
-    #: Conv passes; the single-gradient ones cost as much again.
-    conv_passes: tuple[str, ...] = ("forward", "backward")
-    torch: bool = False
-    baseline: str = "reference"
-    #: Contenders: "fastconv" (the per-algo rows), "auto" (only what auto
-    #: picks), "reference", "torch".
-    contenders: tuple[str, ...] = ("fastconv", "reference")
+    #: In quick mode, the strategies that are not named explicitly and are not
+    #: ``reference``, ``auto`` or ``torch`` skip conv layers above this many FLOPs per op.
+    quick_max_flops: float = 1e9
+    #: Conv ops (``bwd``, all gradients at once, only in full mode).
+    conv_ops: tuple[str, ...] = ("fwd", "bwd_input", "bwd_weight")
 
     @classmethod
     def quick(cls, **kw: Any) -> Settings:
@@ -88,37 +99,83 @@ class Settings:
             "min_repeats": 3,
             "max_time": 3.0,
             "rounds": 3,
-            "all_algos_max_flops": math.inf,
-            "conv_passes": ("forward", "backward", "backward_input", "backward_weight"),
+            "quick_max_flops": math.inf,
+            "conv_ops": OPS["conv"],
             **kw,
         }
         return cls(**kw)
 
 
-_MASKS = {
-    "backward": (True, True, True),
-    "backward_input": (True, False, False),
-    "backward_weight": (False, True, False),
-}
-# Which driver passes a conv pass runs (for auto's choice and the kernel names).
-_SUBPASSES = {
-    "forward": ("forward",),
-    "backward": ("backward_input", "backward_weight"),
-    "backward_input": ("backward_input",),
-    "backward_weight": ("backward_weight",),
-}
+def layer_ops(s: LayerShape, settings: Settings | None = None) -> tuple[str, ...]:
+    """The ops timed for layer ``s`` (conv: ``settings.conv_ops``; all of them without
+    settings)."""
+    if s.kind == "conv" and settings is not None:
+        return settings.conv_ops
+    return OPS[s.kind]
 
 
-def _rng(name: str) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(name.encode()))
+@dataclass
+class Case:
+    """One op of one layer, with its inputs: what every strategy is asked to run.
+
+    ``x``, ``w``, ``b`` are the layer's input, weight and bias; ``gy`` the
+    gradient of its output; ``idx`` the max-pool indices of ``x`` (for
+    ``bwd``); ``mask`` the gradients a conv backward op computes.
+    """
+
+    shape: LayerShape
+    op: str
+    work: float  # FLOPs or bytes of one call
+    unit: str  # "GFLOP/s" or "GB/s"
+    x: np.ndarray
+    w: np.ndarray | None = None
+    b: np.ndarray | None = None
+    gy: np.ndarray | None = None
+    idx: np.ndarray | None = None
+    mask: tuple[bool, bool, bool] = (True, True, True)
+
+    @property
+    def kind(self) -> str:
+        """``"conv"``, ``"pool"`` or ``"linear"``."""
+        return self.shape.kind
 
 
 def _randn(rng: np.random.Generator, shape: Sequence[int]) -> np.ndarray:
     return rng.standard_normal(tuple(shape), dtype=np.float32)
 
 
+def make_case(s: LayerShape, op: str) -> Case:
+    """Allocate the inputs of ``op`` on layer ``s`` (seeded by the layer's name)."""
+    if op not in layer_ops(s):
+        raise ValueError(f"{s.name} has no op {op!r}; its ops are {layer_ops(s)}")
+    rng = np.random.default_rng(zlib.crc32(s.name.encode()))
+    if isinstance(s, ConvShape):
+        x, w, b = _randn(rng, s.x_shape), _randn(rng, s.w_shape), _randn(rng, (s.K,))
+        gy = _randn(rng, s.y_shape)
+        work = float(s.flops * len(_SUBPASSES[op]))
+        return Case(s, op, work, "GFLOP/s", x, w, b, gy, mask=_MASKS.get(op, (True, True, True)))
+    if isinstance(s, PoolShape):
+        x, gy = _randn(rng, s.x_shape), _randn(rng, s.y_shape)
+        idx = None
+        if s.op == "max":
+            geo = (s.kernel, s.stride, s.padding, s.dilation, s.ceil_mode)
+            idx = fastconv.max_pool2d(x, *geo, return_indices=True)[1]
+        # Bytes a pass must read and write: x and y (float32), and the int64
+        # indices that max-pool forward writes and backward reads.
+        work = 4 * x.size + (4 + (8 if idx is not None else 0)) * gy.size
+        return Case(s, op, float(work), "GB/s", x, gy=gy, idx=idx)
+    x, w = _randn(rng, s.x_shape), _randn(rng, s.w_shape)
+    return Case(s, op, float(s.flops), "GFLOP/s", x, w, _randn(rng, (s.out_features,)))
+
+
+def auto_picks(s: ConvShape, op: str) -> list[str]:
+    """The algorithm ``algo="auto"`` runs for each driver pass of conv ``op`` on ``s``."""
+    geo = (s.stride, s.padding, s.dilation, s.groups)
+    return [_core.conv2d_choose_algo(sub, s.x_shape, s.w_shape, *geo) for sub in _SUBPASSES[op]]
+
+
 def _compact_kernels(names: Sequence[str]) -> str:
-    """``['a_x__isa', 'a_y__isa']`` -> ``'a_{x,y}__isa'`` (keeps table rows short)."""
+    """``['a_x__isa', 'a_y__isa']`` -> ``'a_{x,y}__isa'`` (keeps lines short)."""
     names = list(dict.fromkeys(names))
     suffixes = {n.rsplit("__", 1)[1] for n in names if "__" in n}
     if len(names) == 1 or len(suffixes) != 1:
@@ -133,8 +190,8 @@ def _compact_kernels(names: Sequence[str]) -> str:
 
 
 class KernelNames:
-    """Kernel variant names, read from ``show_config()["kernels"]`` (rule 11: rows name the
-    kernel that ran).
+    """Kernel variant names, read from ``show_config()["kernels"]`` (rule 11: results
+    name the kernel that ran).
 
     The names are owned by the extension; this class only looks them up. A
     key the build does not list is shown as the key itself (no ISA suffix is
@@ -149,186 +206,48 @@ class KernelNames:
     def get(self, key: str) -> str:
         return self.table.get(key, key)
 
-    def conv(self, pass_: str, algos: Sequence[str]) -> str:
-        names = [self.get(f"conv2d_{sub} (algo='{a}')") for sub, a in zip(_SUBPASSES[pass_], algos)]
-        if _MASKS.get(pass_, (False, False, False))[2]:
+    def conv(self, op: str, algos: Sequence[str]) -> str:
+        """The kernels of conv ``op`` when its driver passes run ``algos``."""
+        subs = _SUBPASSES[op]
+        names = [self.get(f"conv2d_{sub} (algo='{a}')") for sub, a in zip(subs, algos)]
+        if op == "bwd":
             names.append(self.get("conv2d_backward_bias"))
         return _compact_kernels(names)
 
-
-def _conv_contenders(
-    s: ConvShape, pass_: str, settings: Settings, kernels: KernelNames, torch: Any
-) -> tuple[list[Contender], float]:
-    rng = _rng(s.name)
-    x, w, b = _randn(rng, s.x_shape), _randn(rng, s.w_shape), _randn(rng, (s.K,))
-    gy = _randn(rng, s.y_shape)
-    geo = (s.stride, s.padding, s.dilation, s.groups)
-    subs = _SUBPASSES[pass_]
-    picks = [_core.conv2d_choose_algo(sub, s.x_shape, s.w_shape, *geo) for sub in subs]
-    work = s.flops * len(subs)
-
-    def call(algo: str, impl: Any = fastconv) -> Callable[[], object]:
-        if pass_ == "forward":
-            return lambda: impl.conv2d(x, w, b, *geo, algo=algo)
-        mask = _MASKS[pass_]
-        return lambda: impl.conv2d_backward(gy, x, w, *geo, algo=algo, output_mask=mask)
-
-    out: list[Contender] = []
-    if "fastconv" in settings.contenders:
-        for algo in CONV_ALGOS:
-            auto = all(p == algo for p in picks)
-            c = Contender(f"fastconv[{algo}]", kernels.conv(pass_, [algo] * len(subs)), None, auto)
-            if not auto and s.flops > settings.all_algos_max_flops:
-                c.skip = "skipped (slow; not auto's pick; --full runs it)"
-            else:
-                c.fn = call(algo)
-            out.append(c)
-    if "auto" in settings.contenders or ("fastconv" in settings.contenders and len(set(picks)) > 1):
-        label = "fastconv[auto]" if len(set(picks)) > 1 else f"fastconv[auto={picks[0]}]"
-        out.append(Contender(label, kernels.conv(pass_, picks), call("auto"), True))
-    if "reference" in settings.contenders:
-        out.append(Contender("reference", "numpy + BLAS matmul", call("auto", reference)))
-    if torch is not None and "torch" in settings.contenders:
-        tx, tw, tb, tgy = (torch.from_numpy(a) for a in (x, w, b, gy))
-        F = torch.nn.functional
-        st, pad, dil = [s.stride] * 2, [s.padding] * 2, [s.dilation] * 2
-        if pass_ == "forward":
-            fn = lambda: F.conv2d(tx, tw, tb, s.stride, s.padding, s.dilation, s.groups)
-        else:
-            mask = list(_MASKS[pass_])
-            fn = lambda: torch.ops.aten.convolution_backward(
-                tgy, tx, tw, [s.K], st, pad, dil, False, [0, 0], s.groups, mask
-            )
-        out.append(Contender("torch", "aten/oneDNN", fn))
-    return out, work
+    def fastconv(self, case: Case, algo: str) -> str:
+        """The kernels fastconv runs for ``case`` with ``algo`` (conv) or its only one."""
+        s = case.shape
+        if case.kind == "conv":
+            picks = auto_picks(s, case.op) if algo == "auto" else [algo] * len(_SUBPASSES[case.op])
+            return self.conv(case.op, picks)
+        if isinstance(s, PoolShape):
+            return self.get(f"{s.op}_pool2d_{'forward' if case.op == 'fwd' else 'backward'}")
+        return self.get("linear")
 
 
-def _pool_contenders(
-    s: PoolShape, pass_: str, settings: Settings, kernels: KernelNames, torch: Any
-) -> tuple[list[Contender], float]:
-    rng = _rng(s.name)
-    x, gy = _randn(rng, s.x_shape), _randn(rng, s.y_shape)
-    k, st, pad = s.kernel, s.stride, s.padding
-    nx, ny = x.size, gy.size
-    op = f"{s.op}_pool2d_{pass_}"
-    if s.op == "max":
-        idx = fastconv.max_pool2d(x, k, st, pad, return_indices=True)[1]
-        if pass_ == "forward":
-            work = 4 * nx + (4 + 8) * ny  # read x; write y and int64 indices
-
-            def make(m: Any) -> Callable[[], object]:
-                return lambda: m.max_pool2d(x, k, st, pad, return_indices=True)
-        else:
-            work = (4 + 8) * ny + 4 * nx  # read dy and indices; write dx
-
-            def make(m: Any) -> Callable[[], object]:
-                return lambda: m.max_pool2d_backward(gy, idx, s.x_shape)
-    else:
-        if pass_ == "forward":
-            work = 4 * nx + 4 * ny
-
-            def make(m: Any) -> Callable[[], object]:
-                return lambda: m.avg_pool2d(x, k, st, pad)
-        else:
-            work = 4 * ny + 4 * nx
-
-            def make(m: Any) -> Callable[[], object]:
-                return lambda: m.avg_pool2d_backward(gy, s.x_shape, k, st, pad)
-
-    out: list[Contender] = []
-    if "fastconv" in settings.contenders or "auto" in settings.contenders:
-        out.append(Contender("fastconv", kernels.get(op), make(fastconv), True))
-    if "reference" in settings.contenders:
-        out.append(Contender("reference", "numpy", make(reference)))
-    if torch is not None and "torch" in settings.contenders:
-        tx, tgy = torch.from_numpy(x), torch.from_numpy(gy)
-        F, aten = torch.nn.functional, torch.ops.aten
-        kk, ss, pp = [k, k], [st, st], [pad, pad]
-        if s.op == "max" and pass_ == "forward":
-            fn = lambda: F.max_pool2d(tx, k, st, pad, return_indices=True)
-        elif s.op == "max":
-            tidx = torch.from_numpy(idx)
-            fn = lambda: aten.max_pool2d_with_indices_backward(
-                tgy, tx, kk, ss, pp, [1, 1], False, tidx
-            )
-        elif pass_ == "forward":
-            fn = lambda: F.avg_pool2d(tx, k, st, pad)
-        else:
-            fn = lambda: aten.avg_pool2d_backward(tgy, tx, kk, ss, pp, False, True, None)
-        out.append(Contender("torch", "aten", fn))
-    return out, float(work)
-
-
-def _linear_contenders(
-    s: LinearShape, pass_: str, settings: Settings, kernels: KernelNames, torch: Any
-) -> tuple[list[Contender], float]:
-    rng = _rng(s.name)
-    x, w, b = _randn(rng, s.x_shape), _randn(rng, s.w_shape), _randn(rng, (s.out_features,))
-    out: list[Contender] = []
-    if "fastconv" in settings.contenders or "auto" in settings.contenders:
-        fn = lambda: fastconv.linear(x, w, b)
-        out.append(Contender("fastconv", kernels.get("linear"), fn, True))
-    if "reference" in settings.contenders:
-        out.append(Contender("reference", "numpy matmul (BLAS)", lambda: reference.linear(x, w, b)))
-    if torch is not None and "torch" in settings.contenders:
-        tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
-        out.append(Contender("torch", "aten/BLAS", lambda: torch.nn.functional.linear(tx, tw, tb)))
-    return out, float(s.flops)
-
-
-def layer_passes(s: LayerShape, settings: Settings) -> tuple[str, ...]:
-    """The passes ``settings`` time for layer ``s`` (conv: ``settings.conv_passes``)."""
-    if isinstance(s, ConvShape):
-        return settings.conv_passes
-    if isinstance(s, PoolShape):
-        return ("forward", "backward")
-    return ("forward",)
-
-
-def layer_contenders(
-    s: LayerShape, pass_: str, settings: Settings, kernels: KernelNames, torch: Any
-) -> tuple[list[Contender], float, str]:
-    """The contenders of ``s`` and ``pass_`` that ``settings`` include, the work of one
-    call and its rate unit (see :func:`make_contenders`)."""
-    if isinstance(s, ConvShape):
-        return (*_conv_contenders(s, pass_, settings, kernels, torch), "GFLOP/s")
-    if isinstance(s, PoolShape):
-        return (*_pool_contenders(s, pass_, settings, kernels, torch), "GB/s")
-    return (*_linear_contenders(s, pass_, settings, kernels, torch), "GFLOP/s")
-
-
-def make_contenders(
-    shape: LayerShape,
-    pass_: str,
-    contenders: Sequence[str] = ("fastconv", "auto", "reference"),
-    torch: Any = None,
-) -> tuple[list[Contender], float, str]:
-    """The contenders of one layer and pass, with inputs allocated (for other harnesses).
-
-    Returns the contenders (``fn`` is a zero-argument callable), the work of
-    one call (FLOPs or bytes) and its rate unit (``"GFLOP/s"`` or ``"GB/s"``).
-    Nothing is skipped: every algorithm runs on every layer.
-    """
-    settings = Settings(all_algos_max_flops=math.inf, contenders=tuple(contenders))
-    return layer_contenders(shape, pass_, settings, KernelNames(), torch)
-
-
-def passes_of(shape: LayerShape, full: bool = True) -> tuple[str, ...]:
-    """The passes benchmarked for a layer (conv: forward, backward and, if ``full``,
-    backward_input and backward_weight; pool: forward, backward; linear: forward)."""
-    return layer_passes(shape, Settings.full() if full else Settings.quick())
+def _custom_names(shapes: Sequence[LayerShape]) -> list[LayerShape]:
+    """``--shape`` layers, named ``custom.<kind><i>`` (i counts from 1 over all of them)."""
+    out = []
+    for i, s in enumerate(shapes, 1):
+        kind = s.op if isinstance(s, PoolShape) else s.kind
+        out.append(dataclasses.replace(s, name=f"custom.{kind}{i}"))
+    return out
 
 
 def select_shapes(
-    suites: Sequence[str] | None, layers: Sequence[str] | None, batch: int | None = None
+    suites: Sequence[str] | None,
+    layers: Sequence[str] | None,
+    batch: int | None = None,
+    custom: Sequence[LayerShape] = (),
 ) -> list[LayerShape]:
-    """The layers of ``suites`` (default :data:`DEFAULT_SUITES`) filtered by glob
+    """The layers of ``suites`` (default :data:`DEFAULT_SUITES`, none when only ``custom``
+    layers are given), then the ``custom`` ones (suite ``custom``), filtered by glob
     patterns, with batch size ``batch`` when given."""
-    names = list(suites or DEFAULT_SUITES)
+    names = list(suites or ([] if custom else DEFAULT_SUITES))
     if "all" in names:
         names = list(SUITES)
     names = list(dict.fromkeys(names))
-    shapes = [s for n in names for s in SUITES[n]]
+    shapes = [s for n in names for s in SUITES[n]] + _custom_names(custom)
     if layers:
         shapes = [s for s in shapes if any(fnmatch.fnmatchcase(s.name, g) for g in layers)]
     if batch is not None:

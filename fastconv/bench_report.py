@@ -1,28 +1,42 @@
-"""What ``fastconv bench`` prints: the header (machine and method), the table, the summary.
+"""What ``fastconv bench`` prints: the header (machine, method, legend), one table per
+suite with its summary, and the footer.
 
-:func:`environment` describes the machine and the build (also stored in the
-JSON output and used by ``benchmarks/train_compare.py``); :class:`Row` is one
-line of the table and one record of ``--json``; :class:`Table` formats rows
-in fixed-width columns as results arrive; :func:`print_footer` explains the
-columns, gives each suite's geometric-mean speed-up and warns when other
-processes loaded the machine.
+:func:`environment` describes the machine and the build (the ``machine`` of
+the JSON output, also used by ``benchmarks/train_compare.py``);
+:class:`Result` is one strategy on one layer-op (a cell of the table, a
+record of ``--json``); :class:`Table` prints one row per layer and op with
+one column per strategy as results arrive; :func:`summary_lines` gives each
+strategy's geometric-mean speed-up over the reference and over torch;
+:class:`Progress` is the progress bar on stderr. Tests:
+``tests/test_bench_report.py``.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 import fastconv
-from fastconv._timing import geometric_mean
+from fastconv._timing import BUSY_CPUS, geometric_mean
 from fastconv.bench_cases import Settings
+from fastconv.bench_strategies import Strategy
 
-__all__ = ["Row", "Table", "environment", "print_footer", "print_header"]
+__all__ = [
+    "Progress",
+    "Result",
+    "Table",
+    "environment",
+    "print_footer",
+    "print_header",
+    "summary_lines",
+]
 
 
 def _cpu_model() -> str:
@@ -81,10 +95,17 @@ def environment(threads: int, blas_note: str, torch_mod: Any = None) -> dict[str
     return env
 
 
-def print_header(env: dict[str, Any], settings: Settings, out: Any) -> None:
-    """The lines above the table: build, machine, libraries, allocator and timing method."""
+def print_header(
+    env: dict[str, Any],
+    settings: Settings,
+    strategies: Sequence[Strategy],
+    skipped: dict[str, str],
+    out: TextIO,
+) -> None:
+    """The lines above the tables: build, machine, libraries, timing method, then the
+    legend (what a cell holds, each strategy, the skipped ones and why)."""
 
-    def p(line: str) -> None:
+    def p(line: str = "") -> None:
         print(line, file=out)
 
     p(
@@ -92,128 +113,204 @@ def print_header(env: dict[str, Any], settings: Settings, out: Any) -> None:
         f"(detected {env['isa_detected']}; compiled {','.join(env['isas_compiled'] or [])})  "
         f"threads {env['threads']} ({env['openmp_runtime']})"
     )
-    p(f"CPU     {env['cpu']}, {env['cpus_available']} CPUs, load average {env['load_average']}")
-    p(f"numpy   {env['numpy']}, BLAS: {env['blas']}")
+    p(f"CPU      {env['cpu']}, {env['cpus_available']} CPUs, load average {env['load_average']}")
+    if env.get("fp32_peak_gflops"):
+        p(f"peak     FP32 FMA {env['fp32_peak_gflops']:.1f} GFLOP/s (probe, {env['threads']} thr.)")
+    p(f"numpy    {env['numpy']}, BLAS: {env['blas']}")
     if "torch" in env:
-        p(f"torch   {env['torch']}, {env['torch_threads']} threads")
-    elif settings.torch:
-        p("torch   not importable: no torch rows")
-    p(f"malloc  {env['allocator']}")
+        p(f"torch    {env['torch']}, {env['torch_threads']} threads")
+    p(f"malloc   {env['allocator']}")
     p(
-        f"timing  {settings.mode} mode: {settings.warmup} warm-up call, then up to "
-        f"{settings.repeats} samples (at least {settings.min_repeats}; {settings.max_time:g} s "
-        f"budget) per row in {settings.rounds} interleaved blocks, each after "
-        f"{settings.settle:g} s of untimed settling calls; median reported"
+        f"timing   {settings.mode} mode: {settings.warmup} warm-up call (its result checked), "
+        f"then up to {settings.repeats} samples ({settings.max_time:g} s budget) per cell"
     )
+    p(
+        f"         in {settings.rounds} interleaved blocks, each after {settings.settle:g} s of "
+        "untimed settling calls; median reported"
+    )
+    p()
+    p("legend   cell = median ms, then GFLOP/s (GB/s for pools); * = fastest in the row;")
+    p("         ! = result differs from the baseline's (see --json); - = op not implemented;")
+    p(
+        f"         skip = quick mode: conv op above {settings.quick_max_flops / 1e9:g} GFLOP "
+        "(--full, or naming the strategy, runs it);"
+    )
+    p(f"         busy N = other processes used N CPUs (>= {BUSY_CPUS:g}) while the row ran;")
+    p("         GFLOP/s: conv 2*N*K*P*Q*C/G*R*S per pass (bwd = 2 passes), linear 2*B*in*out")
+    for s in strategies:
+        p(f"  {s.name:<10} {s.description}")
+    for name, reason in skipped.items():
+        p(f"  {name:<10} SKIPPED: {_clip(reason, 96)}")
 
 
 @dataclass
-class Row:
-    """One line of the result table (and one record of ``--json``)."""
+class Result:
+    """One strategy on one layer-op: a cell of the table and one record of ``--json``."""
 
+    suite: str
     layer: str
-    pass_: str
-    contender: str
-    kernel: str
-    median_ms: float | None = None
-    samples_ms: list[float] = field(default_factory=list)
+    op: str
+    strategy: str
+    kernel: str = ""
     work: float = 0.0  # FLOPs or bytes of one call
     unit: str = "GFLOP/s"
-    rate: float | None = None  # work / median, in units of `unit`
-    speedup: float | None = None  # baseline median / this median
-    auto: bool = False
+    #: "ok", "MISMATCH (...)", "error: ...", "unsupported" or "skipped (...)".
     status: str = "ok"
-    #: Workspace bytes a fastconv contender held at most during its first call
-    #: (beyond inputs and outputs; workspaces released before it).
+    samples_ms: list[float] = field(default_factory=list)
+    median_ms: float | None = None
+    rate: float | None = None  # work / median, in units of `unit`
+    #: Bytes the strategy held at most during its first call beyond inputs and
+    #: outputs (fastconv: its workspaces; reference and cython: NumPy's
+    #: allocations, from tracemalloc; torch: not measured).
     extra_bytes: int | None = None
-    #: CPUs used by other processes (and stolen) while this layer-pass was timed.
-    background_cpus: float | None = None
-    steal_cpus: float | None = None
+    best: bool = False  # the fastest of its row
+    speedup_vs_reference: float | None = None  # reference median / this median
+    speedup_vs_torch: float | None = None
+    #: CPUs used by other processes (and stolen) while the row was timed.
+    busy_cpus: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.median_ms is not None
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["pass"] = d.pop("pass_")
-        return d
+        return dict(self.__dict__)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _x(v: float) -> str:
+    """A speed-up ratio with 3 significant digits: ``0.93x``, ``13.0x``, ``108x``."""
+    return f"{v:.2f}x" if v < 10 else f"{v:.1f}x" if v < 100 else f"{v:.0f}x"
+
+
+def _ms(v: float) -> str:
+    """Milliseconds with 3-4 significant digits in at most 5 characters (below 100 s)."""
+    digits = 3 if v < 10 else 2 if v < 100 else 1 if v < 1000 else 0
+    return f"{v:.{digits}f}"
+
+
+def _rate(v: float) -> str:
+    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
 class Table:
-    """Fixed-width table printed row by row as results arrive."""
+    """One suite's table, printed row by row: layer, op, then one 11-character cell per
+    strategy (median ms, rate, mark) and ``busy N`` when the machine was busy: 119
+    characters with 7 strategies."""
 
-    def __init__(self, baseline: str) -> None:
-        ratio = "vs ref" if baseline == "reference" else f"vs {baseline}"
-        self.cols = (("layer", 14, "<"), ("pass", 15, "<"), ("contender", 21, "<"),
-                     ("ms", 10, ">"), ("n", 3, ">"), ("bg", 4, ">"), ("rate", 15, ">"),
-                     (ratio, max(8, len(ratio)), ">"), ("extra MB", 8, ">"),
-                     ("kernel", 0, "<"))  # fmt: skip
+    CELL = 11
 
-    def line(self, values: Sequence[str]) -> str:
-        return "  ".join(
-            f"{v:{align}{width}}" for (_, width, align), v in zip(self.cols, values)
-        ).rstrip()
+    def __init__(self, strategies: Sequence[str]) -> None:
+        self.strategies = list(strategies)
+
+    def _line(self, layer: str, op: str, cells: Sequence[str], note: str = "") -> str:
+        body = " ".join(f"{c:>{self.CELL}}" for c in cells)
+        return f"{layer:<14} {op:<10} {body}{note}".rstrip()
 
     def header(self) -> str:
-        return self.line([name for name, _, _ in self.cols])
+        return self._line("layer", "op", self.strategies)
 
-    def format(self, row: Row) -> str:
-        label = row.contender
-        if row.auto and label.startswith("fastconv[") and not label.startswith("fastconv[auto"):
-            label += "*"
-        if row.median_ms is None:
-            return self.line([row.layer, row.pass_, label, "-", "0", "", "-", "-", "", row.status])
-        rate = f"{row.rate:.1f} {row.unit}" if row.rate is not None else "-"
-        ratio = f"{row.speedup:.2f}x" if row.speedup is not None else "-"
-        kernel = row.kernel if row.status == "ok" else f"{row.kernel}  <- {row.status}"
-        bg = "" if row.background_cpus is None else f"{row.background_cpus + row.steal_cpus:.1f}"
-        extra = "" if row.extra_bytes is None else f"{row.extra_bytes / 2**20:.1f}"
-        return self.line([row.layer, row.pass_, label, f"{row.median_ms:.3f}",
-                          str(len(row.samples_ms)), bg, rate, ratio, extra, kernel])  # fmt: skip
+    def cell(self, r: Result | None) -> str:
+        if r is None or r.status == "unsupported":
+            return "-"
+        if r.status.startswith("skipped"):
+            return "skip"
+        if r.median_ms is None:
+            return "error"
+        rate = _rate(r.rate) if r.rate is not None else "-"
+        mark = "*" if r.best else "!" if r.status != "ok" else " "
+        return f"{_ms(r.median_ms):>5} {rate:>4}{mark}"
+
+    def row(self, results: Sequence[Result]) -> str:
+        """The line of one layer-op (``results`` of any strategies, in any order)."""
+        by_name = {r.strategy: r for r in results}
+        first = results[0]
+        busy = first.busy_cpus
+        note = f" busy {busy:.1f}" if busy is not None and busy >= BUSY_CPUS else ""
+        cells = [self.cell(by_name.get(n)) for n in self.strategies]
+        return self._line(first.layer, first.op, cells, note)
 
 
-def _summary(rows: list[Row], baseline: str) -> list[str]:
-    """Geometric-mean speed-up of what ``algo='auto'`` runs over the baseline, per suite."""
+def _ratio_text(ratios: list[float], against: str) -> str:
+    if not ratios:
+        return ""
+    g = geometric_mean(ratios)
+    return f"vs {against} {_x(g)} over {len(ratios)} ops ({_x(min(ratios))}-{_x(max(ratios))})"
+
+
+def summary_lines(results: Sequence[Result], strategies: Sequence[str]) -> list[str]:
+    """Per strategy, the geometric-mean speed-up over the reference and over torch (on
+    the ops both ran correctly), then how many rows ran on a busy machine."""
     lines = []
-    suites: dict[str, list[float]] = {}
-    for r in rows:
-        if r.auto and r.speedup and r.contender != baseline and r.contender.startswith("fastconv"):
-            suites.setdefault(r.layer.split(".")[0], []).append(r.speedup)
-    for name, ratios in suites.items():
-        g = geometric_mean(ratios)
+    for name in strategies:
+        mine = [r for r in results if r.strategy == name and r.ok]
+        parts = [
+            _ratio_text([r.speedup_vs_reference for r in mine if r.speedup_vs_reference], "ref"),
+            _ratio_text([r.speedup_vs_torch for r in mine if r.speedup_vs_torch], "torch"),
+        ]
+        parts = [p for p in parts if p]
+        if parts:
+            lines.append(f"  {name:<10} " + "; ".join(parts))
+    rows = {(r.layer, r.op): r.busy_cpus for r in results}
+    busy = [b for b in rows.values() if b is not None and b >= BUSY_CPUS]
+    if busy:
         lines.append(
-            f"{name}: fastconv (auto's choice) vs {baseline}: geometric mean {g:.2f}x over "
-            f"{len(ratios)} layer-passes (min {min(ratios):.2f}x, max {max(ratios):.2f}x)"
+            f"  busy: {len(busy)} of {len(rows)} rows ran while other processes used "
+            f"{min(busy):.1f}-{max(busy):.1f} CPUs: their times are unreliable, rerun them"
         )
     return lines
 
 
-def print_footer(
-    table: Table,
-    rows: list[Row],
-    baseline: str,
-    elapsed: float,
-    load: tuple[float, float] | None,
-    out: Any,
-) -> None:
-    """The lines below the table: what the columns mean, the per-suite summary, the
-    wall time and the load other processes put on the machine (``load`` from
-    :class:`fastconv._timing.CpuMonitor` over the whole run)."""
-    print(file=out)
-    print(
-        "* = the algorithm algo='auto' picks for this pass; "
-        "bg = CPUs used by other processes (incl. hypervisor steal) while the row ran; "
-        f"{table.cols[7][0]} = {baseline} median / this median (>1: faster); "
-        "rate: GFLOP/s (conv: 2*N*K*P*Q*C/G*R*S per pass, backward = 2 passes) or GB/s (pools)",
-        file=out,
-    )
-    for line in _summary(rows, baseline):
-        print(line, file=out)
+def print_footer(elapsed: float, load: tuple[float, float] | None, out: TextIO) -> None:
+    """The last line: the wall time and the load other processes put on the machine
+    (``load`` from :class:`fastconv._timing.CpuMonitor` over the whole run)."""
     print(f"wall time {elapsed:.1f} s", file=out, end="")
-    if load is not None:
-        others, steal = load
-        print(f"; other processes used {others:.2f} CPUs on average, steal {steal:.2f}", file=out)
-        if others + steal > 0.2:
-            print(
-                "WARNING: the machine was busy; rows with a high bg are unreliable, rerun them",
-                file=out,
-            )
-    else:
+    if load is None:
         print(file=out)
+        return
+    others, steal = load
+    print(f"; other processes used {others:.2f} CPUs on average, steal {steal:.2f}", file=out)
+    if others + steal >= BUSY_CPUS:
+        print(
+            "WARNING: the machine was busy; rows marked busy are unreliable, rerun them", file=out
+        )
+
+
+class Progress:
+    """A one-line progress bar on ``stream`` (default stderr), drawn only when it is a
+    terminal: ``[#####.....] 12/40 mnist.conv2 bwd_input  ETA 20 s``."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = bool(isatty and isatty())
+        self.total, self.done, self.start = max(1, total), 0, time.perf_counter()
+        self.shown = False
+
+    def text(self, label: str) -> str:
+        width = 20
+        filled = width * self.done // self.total
+        bar = "#" * filled + "." * (width - filled)
+        elapsed = time.perf_counter() - self.start
+        eta = f"  ETA {elapsed / self.done * (self.total - self.done):.0f} s" if self.done else ""
+        return f"[{bar}] {self.done}/{self.total} {label}{eta}"[:119]
+
+    def show(self, label: str) -> None:
+        """Draw the bar for the row about to run."""
+        if self.enabled:
+            self.stream.write("\r\033[K" + self.text(label))
+            self.stream.flush()
+            self.shown = True
+
+    def clear(self) -> None:
+        """Erase the bar (before a table line is printed to the same terminal)."""
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+    def advance(self) -> None:
+        self.done += 1
