@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds fastconv._core with ASan + UBSan (no recovery) in its own build
-# directory and runs the test suite against it. Any sanitizer report aborts
-# the run, so success means 0 reports.
+# Builds fastconv._core and the Cython baseline fastconv._cython_conv with
+# ASan + UBSan (no recovery) in its own build directory and runs the test
+# suite against them. Any sanitizer report aborts the run, so success means
+# 0 reports.
 #
 #   tools/sanitize.sh [pytest args...]      (default: the whole suite, "ci" profile)
 #
@@ -21,6 +22,13 @@ cmake --build "$build" >/dev/null
 rm -rf "$stage" && mkdir -p "$stage/fastconv"
 cp "$top"/fastconv/*.py "$stage/fastconv/"
 cp "$build"/_core*.so "$stage/fastconv/"
+# The Cython baseline (fastconv.strategies.cython), sanitized too, when the
+# build made it (CMake skips it without Cython; its tests then skip).
+if compgen -G "$build/_cython_conv*.so" >/dev/null; then
+  cp "$build"/_cython_conv*.so "$stage/fastconv/"
+else
+  echo "sanitize.sh: no _cython_conv in $build (Cython >= 3.0 missing?): its tests skip" >&2
+fi
 
 # The ASan runtime must be loaded before the interpreter's allocations;
 # leak detection is off because CPython itself keeps memory until exit.
