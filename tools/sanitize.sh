@@ -5,6 +5,8 @@
 # 0 reports.
 #
 #   tools/sanitize.sh [pytest args...]      (default: the whole suite, "ci" profile)
+#   tools/sanitize.sh tests/test_pool2d.py -q   (test paths, relative to the
+#                                               caller's directory, run instead)
 #
 # Needs cmake, ninja and pybind11 in the active Python environment.
 set -euo pipefail
@@ -40,8 +42,22 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONPATH="$stage"
 export FASTCONV_SANITIZED=1
 
-cd "$top"
+# Arguments that name existing test files or directories (a node id's file
+# part counts) are made absolute and replace the default, tests/.
+caller="$PWD"
+args=()
+paths=()
+for a in "$@"; do
+  [[ "$a" == /* ]] && abs="$a" || abs="$caller/$a"
+  if [[ "$a" != -* && -e "${abs%%::*}" ]]; then
+    paths+=("$abs")
+  else
+    args+=("$a")
+  fi
+done
+[[ ${#paths[@]} == 0 ]] && paths=("$top/tests")
+
 # `python -m pytest` would put the source tree first on sys.path; run from a
 # temporary directory so that `import fastconv` finds the staged package.
 cd "$(mktemp -d)"
-exec python -m pytest "$top/tests" -p no:cacheprovider --hypothesis-profile=ci "$@"
+exec python -m pytest "${paths[@]}" -p no:cacheprovider --hypothesis-profile=ci ${args[@]+"${args[@]}"}
