@@ -5,7 +5,8 @@ the float64 reference (``test_conv2d.assert_within_rounding``), on every case
 of ``cases.CONV_CASES`` and ``PADDING_ONLY_TAP_CASES`` plus the corner cases
 below; max pooling bitwise equal to the reference (values, indices and the
 backward scatter) on every case of ``cases.MAX_POOL_CASES`` and every input
-kind of ``test_pool2d``. Then: output_mask, thread-count determinism,
+kind of ``test_pool2d``; the same on the random problems of ``cases``
+(hypothesis). Then: output_mask, thread-count determinism,
 non-contiguous inputs, and the errors of every check (TypeError for dtypes,
 ValueError naming the shapes).
 
@@ -19,11 +20,32 @@ import sys
 
 import numpy as np
 import pytest
-from cases import CONV_CASES, MAX_POOL_CASES, PADDING_ONLY_TAP_CASES, ConvCase, ids, rng_for
+from cases import (
+    CONV_CASES,
+    MAX_POOL_CASES,
+    PADDING_ONLY_TAP_CASES,
+    ConvCase,
+    conv_problems,
+    ids,
+    pool_input,
+    pool_problems,
+    rng_for,
+)
 from child import run_child
-from test_conv2d import PASSES, assert_within_rounding, conv_data, rounding_bound
+from hypothesis import given
+from hypothesis import strategies as st
+from test_conv2d import (
+    PASSES,
+    ConvData,
+    assert_within_rounding,
+    conv_data,
+    reduction_lengths,
+    reference_abs,
+    reference_passes,
+    rounding_bound,
+)
 from test_gemm import OBJDUMP, _avx_lines, _disassemble
-from test_pool2d import MAX_INPUTS, assert_identical, indices_in_plane, make_x
+from test_pool2d import MAX_INPUTS, assert_identical, make_x
 
 import fastconv
 from fastconv import reference as ref
@@ -74,6 +96,29 @@ def test_conv_matches_reference(case):
 
 
 @needs_cython
+@given(conv_problems(), st.integers(1, 2))
+def test_random_conv_matches_reference(problem, threads):
+    case, seed = problem
+    fastconv.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(case.x_shape).astype(np.float32)
+    w = rng.standard_normal(case.w_shape).astype(np.float32)
+    b = rng.standard_normal(case.K).astype(np.float32) if case.bias else None
+    dy = rng.standard_normal(case.y_shape).astype(np.float32)
+    d = ConvData(
+        x,
+        w,
+        b,
+        dy,
+        reference_passes(case, x, w, b, dy),
+        reference_abs(case, x, w, b, dy),
+        reduction_lengths(case, case.bias),
+    )
+    for pass_, got in cython_passes(case, d).items():
+        assert_within_rounding(got, d.ref[pass_], d.ref_abs[pass_], d.L[pass_], f"{pass_} {case}")
+
+
+@needs_cython
 @pytest.mark.parametrize("case", [CONV_CASES[3], EXTRA_CONV_CASES[4]], ids=lambda c: c.name)
 def test_conv_backward_output_mask(case):
     """Each mask computes exactly the wanted gradients, bitwise equal to the full call."""
@@ -120,26 +165,31 @@ def test_conv_non_contiguous_inputs():
 # ---------------------------------------------------------------------------
 
 
+def check_max_pool(x: np.ndarray, kwargs: dict, dy_rng: np.random.Generator, what: str):
+    """Values, indices and the backward scatter bitwise equal to the reference's."""
+    y_ref, i_ref = ref.max_pool2d(x, **kwargs, return_indices=True)
+    y, idx = cy.max_pool2d(x, **kwargs, return_indices=True)
+    assert_identical(y, y_ref, f"values {what}")
+    assert_identical(idx, i_ref, f"indices {what}")
+    assert_identical(cy.max_pool2d(x, **kwargs), y_ref, f"values without indices {what}")
+    dy = dy_rng.standard_normal(y.shape).astype(np.float32)
+    if ((i_ref >= 0) & (i_ref < x.shape[2] * x.shape[3])).all():
+        want = ref.max_pool2d_backward(dy, i_ref, x.shape)
+        assert_identical(cy.max_pool2d_backward(dy, idx, x.shape), want, f"backward {what}")
+    else:  # a window with no in-bounds position: its index lies outside the plane
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, H\*W\)"):
+            cy.max_pool2d_backward(dy, idx, x.shape)
+    return idx
+
+
 @needs_cython
 @pytest.mark.parametrize("kind", MAX_INPUTS)
 @pytest.mark.parametrize("case", MAX_POOL_CASES, ids=ids(MAX_POOL_CASES))
 def test_max_pool_matches_reference_exactly(case, kind):
     x = make_x(case, kind)
-    y_ref, i_ref = ref.max_pool2d(x, **case.max_kwargs, return_indices=True)
-    y, idx = cy.max_pool2d(x, **case.max_kwargs, return_indices=True)
-    assert_identical(y, y_ref, "values")
-    assert_identical(idx, i_ref, "indices")
-    assert_identical(cy.max_pool2d(x, **case.max_kwargs), y_ref, "values without indices")
-    assert_identical(idx, fastconv.max_pool2d(x, **case.max_kwargs, return_indices=True)[1])
-
-    dy = rng_for("dy", case.name, kind).standard_normal(y.shape).astype(np.float32)
-    if indices_in_plane(i_ref, case):
-        assert_identical(
-            cy.max_pool2d_backward(dy, idx, x.shape), ref.max_pool2d_backward(dy, i_ref, x.shape)
-        )
-    else:  # a window with no in-bounds position: its index lies outside the plane
-        with pytest.raises(ValueError, match=r"indices must lie in \[0, H\*W\)"):
-            cy.max_pool2d_backward(dy, idx, x.shape)
+    idx = check_max_pool(x, case.max_kwargs, rng_for("dy", case.name, kind), kind)
+    functional = fastconv.max_pool2d(x, **case.max_kwargs, return_indices=True)[1]
+    assert_identical(idx, functional, "indices of fastconv.max_pool2d")
 
 
 @needs_cython
@@ -153,6 +203,15 @@ def test_max_pool_backward_sums_overlaps_in_order():
     want = np.zeros_like(x)
     want[0, 0, 2, 2] = 3.0  # ((0 + 1e8) + 1) - 1e8 + 3 in float32
     assert_identical(cy.max_pool2d_backward(dy, idx, x.shape), want)
+
+
+@needs_cython
+@given(pool_problems(), st.integers(1, 2))
+def test_random_max_pool_matches_reference_exactly(problem, threads):
+    case, kind, seed = problem
+    fastconv.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    check_max_pool(pool_input(case.x_shape, kind, rng), case.max_kwargs, rng, f"{case} {kind}")
 
 
 @needs_cython
