@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every fastconv op (every conv algorithm, every ISA valgrind can run, a
-# few shapes each, 1 and 2 threads, and the error paths) once or twice under
-# valgrind's memcheck, then fails if memcheck reported an invalid read or
-# write, a use of uninitialised memory or any other error whose stack holds
-# fastconv's code (the _core extension, fastconv:: or fastconv_py::).
+# few shapes each, 1 and 2 threads, and the error paths), and the Cython
+# baseline's ops, once or twice under valgrind's memcheck, then fails if
+# memcheck reported an invalid read or write, a use of uninitialised memory or
+# any other error whose stack holds fastconv's code (the _core and
+# _cython_conv extensions, fastconv:: or fastconv_py::).
 #
 #   tools/valgrind.sh              build build/valgrind and check it
 #   tools/valgrind.sh --installed  check the fastconv that `python` imports
@@ -56,6 +57,12 @@ if [[ $use_installed == 0 ]]; then
   rm -rf "$stage" && mkdir -p "$stage/fastconv"
   cp "$top"/fastconv/*.py "$stage/fastconv/"
   cp "$build"/_core*.so "$stage/fastconv/"
+  # The Cython baseline (fastconv.strategies.cython), when the build made it.
+  if compgen -G "$build/_cython_conv*.so" >/dev/null; then
+    cp "$build"/_cython_conv*.so "$stage/fastconv/"
+  else
+    echo "valgrind.sh: no _cython_conv in $build (Cython >= 3.0 missing?): not checked"
+  fi
   export PYTHONPATH="$stage"
 fi
 
@@ -176,6 +183,28 @@ for isa in isas:
         _core._set_output_guard(16)
         fastconv.conv2d(np.asfortranarray(f32(2, 3, 7, 9)), f32(4, 3, 3, 3)[:, :, ::-1], padding=1)
         _core._set_output_guard(0)
+# The Cython baseline (fastconv.strategies.cython), when it is built.
+from fastconv import strategies  # noqa: E402
+
+if strategies.cython_error is None:
+    cy = strategies.cython
+    for threads in (1, 2):
+        fastconv.set_num_threads(threads)
+        for xs, ws, kw in CONV:
+            x, w, b = f32(*xs), f32(*ws), f32(ws[0])
+            y = cy.conv2d(x, w, b, **kw)
+            assert np.allclose(y, fastconv.conv2d(x, w, b, **kw), rtol=1e-4, atol=1e-4), xs
+            cy.conv2d_backward(f32(*y.shape), x, w, **kw)
+            cy.conv2d_backward(f32(*y.shape), x, w, **kw, output_mask=(False, True, False))
+            calls += 3
+        for xs, k, s, p in POOL:
+            x = f32(*xs)
+            y, idx = cy.max_pool2d(x, k, s, p, ceil_mode=True, return_indices=True)
+            assert np.array_equal(y, ref.max_pool2d(x, k, s, p, ceil_mode=True), equal_nan=True)
+            cy.max_pool2d_backward(f32(*y.shape), idx, x.shape)
+            calls += 2
+else:
+    print(f"driver: Cython strategy not checked: {strategies.cython_error}")
 print(f"driver: {calls} checked calls done")
 EOF
 
@@ -220,7 +249,7 @@ for line in text:
         cur = None
     else:
         cur.append(body)
-ours = [b for b in blocks if any(re.search(r"_core\.|fastconv::|fastconv_py::|/cpp/|/src/[a-z0-9_]+\.cpp", l) for l in b)]
+ours = [b for b in blocks if any(re.search(r"_core\.|_cython_conv|fastconv::|fastconv_py::|/cpp/|/src/[a-z0-9_]+\.cpp", l) for l in b)]
 summary = next((pid.sub("", l) for l in text if "ERROR SUMMARY" in l), "no ERROR SUMMARY")
 kinds = {}
 for b in ours:
