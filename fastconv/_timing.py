@@ -75,6 +75,7 @@ def time_interleaved(
     warmup: int = 1,
     rounds: int = 3,
     settle: float = 0.15,
+    pools: Sequence[object] | None = None,
     on_warmup: Callable[[int, object], None] | None = None,
 ) -> list[Timing]:
     """Time several zero-argument callables side by side, in interleaved blocks.
@@ -109,6 +110,11 @@ def time_interleaved(
         Number of blocks per callable (at most ``repeats``).
     settle : float
         Seconds of untimed calls before each block (0: none).
+    pools : sequence, optional
+        The thread pool each callable runs on (any labels comparable with
+        ``==``). A block settles only when the block before it ran on another
+        pool: callables sharing a pool find its threads awake. Default: every
+        block settles.
     on_warmup : callable(index, result), optional
         Called with the result of each callable's first warm-up call (e.g. to
         check it against a baseline).
@@ -140,11 +146,15 @@ def time_interleaved(
                 if w == 0 and on_warmup is not None:
                     on_warmup(i, result)
                 del result
+        previous: object = None  # the pool of the block that ran last
         for size in block:
-            for fn, t in zip(fns, timings):
+            for i, (fn, t) in enumerate(zip(fns, timings)):
                 if done(t):
                     continue
-                if settle > 0 and t.warmup and min(t.warmup) > settle:
+                pool = pools[i] if pools is not None else object()  # unique: settle
+                if pool == previous:
+                    pass
+                elif settle > 0 and t.warmup and min(t.warmup) > settle:
                     time.sleep(settle)  # long calls: just let the other pools go idle
                 elif settle > 0:
                     end = time.perf_counter() + settle
@@ -153,6 +163,7 @@ def time_interleaved(
                         t.settle_calls += 1
                         if time.perf_counter() >= end:
                             break
+                previous = pool
                 for _ in range(size):
                     t.samples.append(_timed(fn)[0])
                     if done(t):

@@ -14,11 +14,13 @@ every strategy is called once as a warm-up, the baseline first (the
 reference, else torch), and each result is checked against the baseline's.
 Then each strategy's samples are taken in interleaved blocks (A B C A B C
 ...) so that drifts of a noisy machine hit all of them alike, and the median
-is reported. Each block starts with 0.15 s of untimed calls: on a 2-core
-machine the thread pool that ran last (OpenBLAS spins for up to ~0.1 s after
-a call) slows the next library's first calls by milliseconds, so per-call
-A B A B interleaving would measure thread hand-over rather than kernels (see
-:func:`fastconv._timing.time_interleaved`). A strategy stops after
+is reported. A block that follows another library's thread pool starts with
+0.15 s of untimed calls: on a 2-core machine the pool that ran last
+(OpenBLAS spins for up to ~0.1 s after a call) slows the next library's first
+calls by milliseconds, so per-call A B A B interleaving would measure thread
+hand-over rather than kernels (see :func:`fastconv._timing.time_interleaved`);
+fastconv's algorithms and the Cython loops share one OpenMP pool, so no
+settling between them. A strategy stops after
 ``--repeats`` samples, or once its samples add up to the per-cell time budget
 (at least one sample is always taken). The ops allocate their outputs on
 every call, so every strategy pays its allocations, as a caller would. The
@@ -184,22 +186,23 @@ def measure_row(
             expected = got
         else:
             r.status = _mismatch(got, expected) or "ok"
-        timed.append((r, fn))
+        timed.append((r, st, fn))
     try:
         timings = time_interleaved(
-            [fn for _, fn in timed],
+            [fn for _, _, fn in timed],
             repeats=settings.repeats,
             max_time=settings.max_time,
             min_repeats=settings.min_repeats,
             warmup=max(0, settings.warmup - 1),  # the first call above was one
             rounds=settings.rounds,
             settle=settings.settle,
+            pools=[st.pool for _, st, _ in timed],
         )
     except Exception as e:
-        for r, _ in timed:
+        for r, _, _ in timed:
             r.status = f"error: {type(e).__name__}: {e}"
         timings = []
-    for (r, _), t in zip(timed, timings):
+    for (r, _, _), t in zip(timed, timings):
         r.samples_ms = [v * 1e3 for v in t.samples]
         r.median_ms = t.median * 1e3
         r.rate = case.work / t.median / 1e9 if case.work and t.median > 0 else None

@@ -77,9 +77,9 @@ class Settings:
     mode: str = "quick"
     repeats: int = 5
     min_repeats: int = 1
-    max_time: float = 0.3
+    max_time: float = 0.25
     warmup: int = 1
-    rounds: int = 2
+    rounds: int = 1  # quick: one block per strategy; --full interleaves 3
     settle: float = 0.15
     #: In quick mode, the strategies that are not named explicitly and are not
     #: ``reference``, ``auto`` or ``torch`` skip conv layers above this many FLOPs per op.

@@ -124,9 +124,10 @@ def print_header(
         f"timing   {settings.mode} mode: {settings.warmup} warm-up call (its result checked), "
         f"then up to {settings.repeats} samples ({settings.max_time:g} s budget) per cell"
     )
+    blocks = "1 block" if settings.rounds == 1 else f"{settings.rounds} interleaved blocks"
     p(
-        f"         in {settings.rounds} interleaved blocks, each after {settings.settle:g} s of "
-        "untimed settling calls; median reported"
+        f"         in {blocks}, each after {settings.settle:g} s of untimed settling calls "
+        "when another thread pool ran last; median reported"
     )
     p()
     p("legend   cell = median ms, then GFLOP/s (GB/s for pools); * = fastest in the row;")

@@ -128,6 +128,12 @@ def _torch_call(case: Case) -> Call | None:
 _REFERENCE_KERNELS = {"conv": "numpy im2col + BLAS", "pool": "numpy", "linear": "numpy BLAS"}
 
 
+# The thread pools the strategies run on: fastconv's kernels and the Cython
+# loops share the process's one OpenMP runtime; the reference runs on NumPy's
+# BLAS threads, torch on its own OpenMP copy.
+POOL_OPENMP, POOL_BLAS, POOL_TORCH = "openmp", "blas", "torch"
+
+
 @dataclass(frozen=True)
 class Strategy:
     """One way of running the ops: a name, what it is, how to bind a case.
@@ -136,7 +142,8 @@ class Strategy:
     decline one op). ``always``: it runs on every layer in quick mode (the
     others skip the big conv layers unless named). ``memory``: how its peak extra bytes are
     read: ``"workspace"`` (fastconv's workspace counters), ``"tracemalloc"``
-    (NumPy's allocations) or ``""`` (not measured).
+    (NumPy's allocations) or ``""`` (not measured). ``pool``: the thread pool
+    its calls run on (the timing settles only when the pool changes).
     """
 
     name: str
@@ -147,6 +154,7 @@ class Strategy:
     kinds: tuple[str, ...] = ("conv", "pool", "linear")
     always: bool = False
     memory: str = ""
+    pool: str = POOL_OPENMP
 
     def unavailable(self) -> str | None:
         """Why this strategy cannot run here, or ``None``."""
@@ -183,6 +191,7 @@ def registry() -> dict[str, Strategy]:
             lambda c, k: _REFERENCE_KERNELS[c.kind],
             always=True,
             memory="tracemalloc",
+            pool=POOL_BLAS,
         ),
         Strategy(
             "cython",
@@ -209,6 +218,7 @@ def registry() -> dict[str, Strategy]:
             lambda c, k: "aten (oneDNN)" if c.kind == "conv" else "aten",
             check=lambda: torch_module()[1],
             always=True,
+            pool=POOL_TORCH,
         ),
     ]
     return {s.name: s for s in strategies}

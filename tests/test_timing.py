@@ -134,6 +134,20 @@ def test_interleaved_settles_before_every_block(clock: FakeClock):
     assert not clock.sleeps
 
 
+def test_interleaved_settles_only_when_the_thread_pool_changes(clock: FakeClock):
+    log: list[str] = []
+    fns = [recorder(clock, log, n, 1 / 64) for n in "ABCD"]
+    # A runs on the BLAS, B and C on one OpenMP pool, D on torch's.
+    timings = _timing.time_interleaved(
+        fns, repeats=2, rounds=2, settle=0.25, pools=["blas", "omp", "omp", "torch"]
+    )
+    settled = lambda name: [name] * (16 + 1)
+    rnd = settled("A") + settled("B") + ["C"] + settled("D")
+    assert log == list("ABCD") + rnd + rnd
+    assert [t.settle_calls for t in timings] == [32, 32, 0, 32]
+    assert all(len(t.samples) == 2 for t in timings)
+
+
 def test_interleaved_sleeps_instead_of_settling_for_long_calls(clock: FakeClock):
     log: list[str] = []
     fns = [recorder(clock, log, "long", 0.5), recorder(clock, log, "short", 1 / 8)]
