@@ -96,7 +96,7 @@ def test_sequential_does_not_fuse_hooked_layers():
     expected = seq(x).data
     for i in range(3):
         outs = []
-        h = seq[i].register_forward_hook(lambda m, a, o: outs.append(o.shape))
+        h = seq[i].register_forward_hook(lambda m, a, o, outs=outs: outs.append(o.shape))
         np.testing.assert_allclose(seq(x).data, expected, rtol=1e-6)
         assert outs == [(1, 3, 3, 3) if i == 2 else (1, 3, 6, 6)]
         h.remove()
