@@ -25,14 +25,19 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _erf = np.frompyfunc(math.erf, 1, 1)  # exact erf (NumPy has none); GELU's 'none' form
 
 
+def _erf_array(x: np.ndarray) -> np.ndarray:
+    return np.asarray(_erf(x), dtype=np.float64)
+
+
 def _unary(op: str, x: Tensor, forward: Callable, backward: Callable, *args: Any) -> Tensor:
     """``forward(x.data, *args)`` with the backward ``backward(g, x.data, *args)``."""
     dtype_of(op, ("input", x))
     xd = x.data
-    y = forward(xd, *args)
+    # np.asarray: NumPy turns 0-d results into scalars; tensors hold arrays.
+    y = np.asarray(forward(xd, *args))
 
     def grad(g: np.ndarray) -> tuple:
-        return (backward(g, xd, *args),)
+        return (np.asarray(backward(g, xd, *args)),)
 
     return _make(y, (x,), grad, op)
 
@@ -94,7 +99,7 @@ def _gelu(x: np.ndarray, approximate: str) -> np.ndarray:
     if approximate == "tanh":
         t = np.tanh(x.dtype.type(_SQRT_2_OVER_PI) * (x + x.dtype.type(0.044715) * x**3))
         return x * x.dtype.type(0.5) * (1 + t)
-    cdf = 0.5 * (1.0 + _erf(x.astype(np.float64) * math.sqrt(0.5)).astype(np.float64))
+    cdf = 0.5 * (1.0 + _erf_array(x.astype(np.float64) * math.sqrt(0.5)))
     return (x * cdf).astype(x.dtype)
 
 
@@ -106,7 +111,7 @@ def _gelu_backward(g: np.ndarray, x: np.ndarray, approximate: str) -> np.ndarray
         dt = (1 - t * t) * k * (1 + 3 * c * x * x)
         return g * (x.dtype.type(0.5) * (1 + t) + x.dtype.type(0.5) * x * dt)
     xd = x.astype(np.float64)
-    cdf = 0.5 * (1.0 + _erf(xd * math.sqrt(0.5)).astype(np.float64))
+    cdf = 0.5 * (1.0 + _erf_array(xd * math.sqrt(0.5)))
     pdf = np.exp(-0.5 * xd * xd) * _INV_SQRT_2PI
     return g * (cdf + xd * pdf).astype(x.dtype)
 
