@@ -34,6 +34,18 @@ PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 class _ConvNd(Module):
     """What both convolutions share: channels, groups, bias, the weight's init and repr."""
 
+    def _geometry(
+        self, check: _Args, in_channels: int, out_channels: int, kernel_size: IntPair,
+        stride: IntPair, dilation: IntPair, groups: int,
+    ) -> None:  # fmt: skip
+        """Check and set the channels, kernel size, stride, dilation and groups."""
+        self.in_channels = check.int("in_channels", in_channels, 1)
+        self.out_channels = check.int("out_channels", out_channels, 1)
+        self.kernel_size = check.pair("kernel_size", kernel_size, 1)
+        self.stride = check.pair("stride", stride, 1)
+        self.dilation = check.pair("dilation", dilation, 1)
+        self.groups = check.groups(groups, self.in_channels, self.out_channels)
+
     def _init_params(self, shape: tuple, bias: bool, check: _Args) -> None:
         bias = check.bool("bias", bias)
         dtype = T.get_default_dtype()
@@ -95,17 +107,11 @@ class Conv2d(_ConvNd):
     ) -> None:
         super().__init__()
         check = _Args(self)
-        in_channels = check.int("in_channels", in_channels, 1)
-        out_channels = check.int("out_channels", out_channels, 1)
-        self.kernel_size = check.pair("kernel_size", kernel_size, 1)
-        self.stride = check.pair("stride", stride, 1)
+        self._geometry(check, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding: tuple[int, int] | str = check.conv_padding(padding, self.stride)
-        self.dilation = check.pair("dilation", dilation, 1)
-        self.groups = check.groups(groups, in_channels, out_channels)
         self.padding_mode = check.choice("padding_mode", padding_mode, PADDING_MODES)
         self.algo = check.choice("algo", algo, tuple(_core.conv_algos()))
-        self.in_channels, self.out_channels = in_channels, out_channels
-        shape = (out_channels, in_channels // self.groups, *self.kernel_size)
+        shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         self._init_params(shape, bias, check)
 
     def _padded(self, x: Tensor) -> tuple[Tensor, tuple[int, int] | str]:
@@ -169,14 +175,9 @@ class ConvTranspose2d(_ConvNd):
     ) -> None:
         super().__init__()
         check = _Args(self)
-        in_channels = check.int("in_channels", in_channels, 1)
-        out_channels = check.int("out_channels", out_channels, 1)
-        self.kernel_size = check.pair("kernel_size", kernel_size, 1)
-        self.stride = check.pair("stride", stride, 1)
+        self._geometry(check, in_channels, out_channels, kernel_size, stride, dilation, groups)
         self.padding = check.pair("padding", padding, 0)
         self.output_padding = check.pair("output_padding", output_padding, 0)
-        self.dilation = check.pair("dilation", dilation, 1)
-        self.groups = check.groups(groups, in_channels, out_channels)
         if check.choice("padding_mode", padding_mode, PADDING_MODES) != "zeros":
             raise ValueError(
                 f'ConvTranspose2d: only "zeros" padding_mode is supported, got {padding_mode!r}'
@@ -188,8 +189,7 @@ class ConvTranspose2d(_ConvNd):
                     f"ConvTranspose2d: output_padding {self.output_padding} must be smaller "
                     f"than either stride {self.stride} or dilation {self.dilation}"
                 )
-        self.in_channels, self.out_channels = in_channels, out_channels
-        shape = (in_channels, out_channels // self.groups, *self.kernel_size)
+        shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
         self._init_params(shape, bias, check)
 
     def _output_padding(self, in_hw: Sequence[int], output_size: Sequence[int] | None) -> tuple:
