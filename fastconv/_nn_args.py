@@ -120,6 +120,19 @@ class _Args:
             )
         return padding
 
+    def adaptive_size(self, output_size: Any) -> Any:
+        """An adaptive pool's ``output_size``: an int, None, or a pair of ints or Nones (>= 0)."""
+        items = output_size if isinstance(output_size, (tuple, list)) else (output_size,)
+        if isinstance(output_size, (tuple, list)) and len(output_size) != 2:
+            raise ValueError(
+                f"{self.layer}: output_size must be an int or a pair, got {output_size!r} of "
+                f"length {len(output_size)}"
+            )
+        for v in items:
+            if v is not None:
+                self.int("output_size", v, 0, None)
+        return tuple(output_size) if isinstance(output_size, list) else output_size
+
     def groups(self, groups: Any, in_channels: int, out_channels: int) -> int:
         """``groups`` >= 1 dividing both channel counts (PyTorch checks it at construction)."""
         g = self.int("groups", groups, 1)

@@ -1,23 +1,26 @@
 """The base of layers and models: :class:`Module`, :class:`Parameter`, :class:`Summary`.
 
 A module registers its parameters, buffers and sub-modules by attribute
-assignment, walks them (``named_parameters``, ``named_modules``, ...), switches
-train/eval mode and dtype, saves and loads state dicts, and prints a summary.
+assignment, walks them (``named_parameters``, ``named_modules``, ``apply``,
+...), switches train/eval mode and dtype, saves and loads state dicts, runs
+forward hooks around ``forward``, and prints a summary.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from ._kernels import KERNELS
 from .tensor import Tensor, get_default_dtype, no_grad
 
-__all__ = ["Module", "Parameter", "Summary"]
+__all__ = ["Module", "Parameter", "RemovableHandle", "Summary"]
 
 
 class Parameter(Tensor):
@@ -30,6 +33,37 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+class RemovableHandle:
+    """What ``register_forward_hook`` returns: ``handle.remove()`` unregisters the hook.
+
+    Also a context manager (the hook is removed on exit), as PyTorch's.
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, hooks: OrderedDict) -> None:
+        self.hooks = hooks
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self) -> None:
+        """Unregister the hook (again: nothing happens)."""
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+def _register_hook(hooks: OrderedDict, entry: tuple, prepend: bool) -> RemovableHandle:
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = entry
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
 
 
 class _IncompatibleKeys(NamedTuple):
@@ -52,6 +86,8 @@ class Module:
         d["_parameters"] = OrderedDict()
         d["_buffers"] = OrderedDict()
         d["_modules"] = OrderedDict()
+        d["_forward_pre_hooks"] = OrderedDict()
+        d["_forward_hooks"] = OrderedDict()
         d["training"] = True
 
     # ---- registration -------------------------------------------------------
@@ -104,6 +140,9 @@ class Module:
         self._register(self._parameters, name, param)
 
     def add_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as the sub-module ``name`` (None: an unset slot)."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._register(self._modules, name, module)
 
     def _register(self, registry: OrderedDict, name: str, value: Any) -> None:
@@ -172,6 +211,17 @@ class Module:
     def buffers(self) -> Iterator[np.ndarray]:
         for _, b in self.named_buffers():
             yield b
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every sub-module (children first, recursively), then on self.
+
+        The way to initialise a model's weights, as ``torch.nn.Module.apply``:
+        ``model.apply(lambda m: nn.init.zeros_(m.bias) if isinstance(m, nn.Linear) else None)``.
+        """
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
 
     # ---- modes and gradients ------------------------------------------------
 
@@ -323,9 +373,84 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``forward(*args, **kwargs)`` between the forward hooks; an array input becomes a Tensor.
+
+        The input is the first positional argument or ``input=`` (PyTorch's name).
+        """
         if args and isinstance(args[0], np.ndarray):
             args = (Tensor(args[0]),) + args[1:]
-        return self.forward(*args, **kwargs)
+        elif isinstance(kwargs.get("input"), np.ndarray):
+            kwargs["input"] = Tensor(kwargs["input"])
+        if not self._has_hooks():
+            return self.forward(*args, **kwargs)
+        for hook, with_kwargs, _ in list(self._forward_pre_hooks.values()):
+            if with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(
+                            "forward pre-hook must return None or a tuple of (new_args, "
+                            f"new_kwargs), got {result!r}"
+                        )
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        done: set[int] = set()
+        out = None
+        try:
+            out = self.forward(*args, **kwargs)
+            for key, (hook, with_kwargs, _) in list(self._forward_hooks.items()):
+                done.add(key)
+                result = hook(self, args, kwargs, out) if with_kwargs else hook(self, args, out)
+                if result is not None:
+                    out = result
+        except Exception:
+            # The always_call hooks that have not run yet still run, as PyTorch's.
+            for key, (hook, with_kwargs, always) in list(self._forward_hooks.items()):
+                if always and key not in done:
+                    with contextlib.suppress(Exception):
+                        if with_kwargs:
+                            hook(self, args, kwargs, out)
+                        else:
+                            hook(self, args, out)
+            raise
+        return out
+
+    def _has_hooks(self) -> bool:
+        d = self.__dict__
+        return bool(d.get("_forward_pre_hooks") or d.get("_forward_hooks"))
+
+    def register_forward_pre_hook(
+        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each ``forward``; as PyTorch's.
+
+        A result other than None replaces the positional arguments (a
+        non-tuple is wrapped in one). With ``with_kwargs``, ``hook(module,
+        args, kwargs)`` returns None or ``(args, kwargs)``. ``prepend`` runs it
+        before the hooks already registered. Returns a handle whose
+        ``remove()`` unregisters it.
+        """
+        return _register_hook(self._forward_pre_hooks, (hook, with_kwargs, False), prepend)
+
+    def register_forward_hook(
+        self,
+        hook: Callable,
+        *,
+        prepend: bool = False,
+        with_kwargs: bool = False,
+        always_call: bool = False,
+    ) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each ``forward``; as PyTorch's.
+
+        A result other than None replaces the output. With ``with_kwargs``
+        the hook is ``hook(module, args, kwargs, output)``; with
+        ``always_call`` it runs (with output None) even when ``forward``
+        raises. Returns a handle whose ``remove()`` unregisters it.
+        """
+        return _register_hook(self._forward_hooks, (hook, with_kwargs, always_call), prepend)
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.data.size for p in self.parameters() if p.requires_grad or not trainable_only)

@@ -28,6 +28,7 @@ __all__ = [
     "PoolShape",
     "conv2d_output_hw",
     "conv2d_output_size",
+    "conv_transpose2d_output_hw",
     "pool2d_output_hw",
     "pool2d_output_size",
     "resolve_conv_padding",
@@ -209,6 +210,36 @@ def conv2d_output_hw(
     return (
         conv2d_output_size(H, R, sh, top + bottom, dh),
         conv2d_output_size(W, S, sw, left + right, dw),
+    )
+
+
+def conv_transpose2d_output_hw(
+    in_hw: IntPair,
+    kernel_hw: IntPair,
+    stride: IntPair,
+    padding: IntPair,
+    output_padding: IntPair,
+    dilation: IntPair,
+) -> tuple[int, int]:
+    """Output size ``(Ho, Wo)`` of a transposed convolution (PyTorch's rule).
+
+    ``Ho = (H - 1) * stride - 2 * padding + dilation * (R - 1) + output_padding + 1``.
+    ``output_padding`` (rows and columns added at the bottom and right) must
+    be smaller than the stride or the dilation: ``ValueError`` otherwise. The
+    result may be ``<= 0`` (callers raise).
+    """
+    (H, W), (R, S) = _pair(in_hw, "in_hw", 0), _pair(kernel_hw, "kernel_hw", 1)
+    st, pad = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
+    dil, out_pad = _pair(dilation, "dilation", 1), _pair(output_padding, "output_padding", 0)
+    for o, s, d in zip(out_pad, st, dil):
+        if o >= s and o >= d:
+            raise ValueError(
+                f"output_padding {out_pad} must be smaller than either stride {st} or "
+                f"dilation {dil}"
+            )
+    return (
+        (H - 1) * st[0] - 2 * pad[0] + dil[0] * (R - 1) + out_pad[0] + 1,
+        (W - 1) * st[1] - 2 * pad[1] + dil[1] * (S - 1) + out_pad[1] + 1,
     )
 
 

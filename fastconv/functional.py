@@ -20,14 +20,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _core
-from ._ref_shapes import ConvPadding, IntPair
+from . import _ref_adaptive as _adaptive
+from ._ref_adaptive import AdaptiveSize
+from ._ref_shapes import ConvPadding, IntPair, conv2d_output_hw, conv_transpose2d_output_hw
 
 __all__ = [
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
     "conv2d_backward",
     "conv2d_max_pool2d",
+    "conv_transpose2d",
     "linear",
     "max_pool2d",
     "max_pool2d_backward",
@@ -310,3 +316,132 @@ def relu(x: np.ndarray) -> np.ndarray:
 def relu_backward(grad_output: np.ndarray, output: np.ndarray) -> np.ndarray:
     """Gradient of :func:`relu` given its output: ``grad_output`` where ``output > 0``, else 0."""
     return _core.relu_backward(grad_output, output)
+
+
+def conv_transpose2d(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+    *,
+    algo: str = "auto",
+) -> np.ndarray:
+    """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
+
+    The input gradient of :func:`conv2d` run forward: ``conv_transpose2d(x, w)``
+    is ``conv2d_backward(grad_output=x, ...)[0]`` for the convolution with
+    weight ``w``, whose input has this op's output shape, on the same kernels.
+
+    Parameters
+    ----------
+    x : ndarray, float32, shape (N, C, H, W)
+    weight : ndarray, float32, shape (C, K/groups, R, S)
+    bias : ndarray, float32, shape (K,), optional
+    stride, padding, dilation, groups
+        Those of that convolution (``padding`` an int or a pair).
+    output_padding : int or (int, int)
+        Rows and columns added at the bottom and right, to pick one of the
+        output sizes a strided convolution maps to the same size; smaller
+        than the stride or the dilation.
+    algo : str
+        The convolution algorithm of the backward-input pass (see :func:`conv2d`).
+
+    Returns
+    -------
+    ndarray, float32, shape (N, K, Ho, Wo)
+        ``Ho = (H - 1) * stride - 2 * padding + dilation * (R - 1) + output_padding + 1``.
+    """
+    x, weight = np.asarray(x), np.asarray(weight)
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(
+            f"conv_transpose2d: x must be (N, C, H, W) and weight (C, K/groups, R, S), "
+            f"got shapes {x.shape} and {weight.shape}"
+        )
+    (N, C, H, W), (Cw, Kg, R, S) = x.shape, weight.shape
+    Ho, Wo = conv_transpose2d_output_hw((H, W), (R, S), stride, padding, output_padding, dilation)
+    if Ho <= 0 or Wo <= 0 or Cw != C or not isinstance(groups, int) or groups < 1:
+        raise ValueError(
+            f"conv_transpose2d: output size {Ho}x{Wo} must be positive and weight shape "
+            f"{weight.shape} must have x's C={C} in dim 0; x shape {x.shape}, stride {stride}, "
+            f"padding {padding}, output_padding {output_padding}, dilation {dilation}, "
+            f"groups {groups!r}"
+        )
+    # The convolution from (N, K, Ho, Wo) to (N, C, P, Q); P > H only when
+    # output_padding >= stride (allowed when < dilation): x gets zero rows there.
+    P, Q = conv2d_output_hw((Ho, Wo), (R, S), stride, padding, dilation)
+    if (P, Q) != (H, W):
+        x = np.pad(x, ((0, 0), (0, 0), (0, P - H), (0, Q - W)))
+    shape_only = np.zeros((N, Kg * groups, Ho, Wo), dtype=np.float32)  # never read
+    y = _core.conv2d_backward(
+        x, shape_only, weight, stride, padding, dilation, groups, algo, (True, False, False)
+    )[0]
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.dtype != np.float32 or bias.shape != (y.shape[1],):
+            raise (TypeError if bias.dtype != np.float32 else ValueError)(
+                f"conv_transpose2d: bias must be float32 of shape ({y.shape[1]},), "
+                f"got {bias.dtype} of shape {bias.shape}"
+            )
+        y += bias.reshape(-1, 1, 1)
+    return y
+
+
+def adaptive_avg_pool2d(x: np.ndarray, output_size: AdaptiveSize) -> np.ndarray:
+    """Adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    x (N, C, H, W) -> (N, C, P, Q); output (p, q) averages input rows
+    ``floor(p*H/P)`` to ``ceil((p+1)*H/P)`` and the columns alike.
+    ``output_size`` is an int or a pair whose None entries keep the input's
+    size. When P divides H and Q divides W (global pooling: 1), this is
+    :func:`avg_pool2d` with kernel = stride = (H/P, W/Q); otherwise NumPy.
+    """
+    k = _divided(x, output_size)
+    if k is None:
+        return _adaptive.adaptive_avg_pool2d(x, output_size)
+    return _core.avg_pool2d_forward(x, k, k, 0, False, True, None)
+
+
+def adaptive_avg_pool2d_backward(grad_output: np.ndarray, input_shape: Sequence[int]) -> np.ndarray:
+    """Gradient of :func:`adaptive_avg_pool2d`, shape ``input_shape`` (N, C, H, W)."""
+    N, C, H, W = input_shape
+    P, Q = np.shape(grad_output)[2:]
+    if P and Q and H % P == 0 and W % Q == 0:
+        k = (H // P, W // Q)
+        return _core.avg_pool2d_backward(
+            grad_output, tuple(input_shape), k, k, 0, False, True, None
+        )
+    return _adaptive.adaptive_avg_pool2d_backward(grad_output, input_shape)
+
+
+def adaptive_max_pool2d(
+    x: np.ndarray, output_size: AdaptiveSize, return_indices: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool2d``.
+
+    Windows as :func:`adaptive_avg_pool2d`'s; indices and ties as
+    :func:`max_pool2d`'s, whose backward (:func:`max_pool2d_backward`) is
+    this op's too. Runs :func:`max_pool2d` when the sizes divide, else NumPy.
+    """
+    k = _divided(x, output_size)
+    if k is None:
+        return _adaptive.adaptive_max_pool2d(x, output_size, return_indices)
+    return _core.max_pool2d_forward(x, k, k, 0, 1, False, return_indices)
+
+
+def _divided(x: np.ndarray, output_size: AdaptiveSize) -> tuple[int, int] | None:
+    """The pool kernel of an adaptive pool whose sizes divide, else None (the NumPy path)."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        raise TypeError(
+            f"adaptive pool: x must be a float32 ndarray, got {getattr(x, 'dtype', type(x))}"
+        )
+    shape = x.shape
+    if len(shape) != 4:
+        return None
+    (H, W), (P, Q) = shape[2:], _adaptive.adaptive_output_hw(shape[2:], output_size)
+    if P and Q and H and W and H % P == 0 and W % Q == 0:
+        return H // P, W // Q
+    return None

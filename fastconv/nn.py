@@ -19,18 +19,22 @@ naming the layer, the argument and the value in the words of the functional
 API's errors (``Conv2d: stride must be in [1, 2147483647], got (-1, -1)``).
 
 This module gathers the public names of its parts: ``_nn_module`` (Module,
-Parameter, state dicts, summary), ``_nn_container`` (Sequential),
-``_nn_layers`` (convolution, pooling, linear, activations, dropout, batch
-norm), ``_nn_loss``, ``_nn_init`` (the initialisers and the generator, also
-importable as ``fastconv.nn.init``) and ``_nn_args`` (the constructors'
-argument checks).
+Parameter, hooks, state dicts, summary), ``_nn_container`` (Sequential,
+ModuleList, ModuleDict), ``_nn_conv`` (Conv2d, ConvTranspose2d),
+``_nn_pool`` (max, average, adaptive pools, unpooling), ``_nn_act``
+(activations), ``_nn_norm`` (batch, layer, group norm), ``_nn_layers``
+(linear, flatten, identity, dropout), ``_nn_loss``, ``_nn_init`` (the
+initialisers and the generator, also importable as ``fastconv.nn.init``)
+and ``_nn_args`` (the constructors' argument checks).
 """
 
 import sys
 
 from . import _nn_init as init
 from . import _nn_utils as utils
-from ._nn_container import Sequential
+from ._nn_act import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from ._nn_container import ModuleDict, ModuleList, Sequential
+from ._nn_conv import Conv2d, ConvTranspose2d
 
 # The generator; the initialisers (not in __all__) stay fastconv.nn.<name> as before the split.
 from ._nn_init import (  # noqa: F401
@@ -47,22 +51,7 @@ from ._nn_init import (  # noqa: F401
     xavier_uniform_,
     zeros_,
 )
-from ._nn_layers import (
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Flatten,
-    Identity,
-    Linear,
-    LogSoftmax,
-    MaxPool2d,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Tanh,
-)
+from ._nn_layers import Dropout, Flatten, Identity, Linear
 from ._nn_loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -72,30 +61,45 @@ from ._nn_loss import (
     MSELoss,
     NLLLoss,
 )
-from ._nn_module import Module, Parameter, Summary
+from ._nn_module import Module, Parameter, RemovableHandle, Summary
+from ._nn_norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm
+from ._nn_pool import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d
 
 __all__ = [
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool2d",
     "AvgPool2d",
     "BCELoss",
     "BCEWithLogitsLoss",
     "BatchNorm1d",
     "BatchNorm2d",
     "Conv2d",
+    "ConvTranspose2d",
     "CrossEntropyLoss",
     "Dropout",
+    "ELU",
     "Flatten",
+    "GELU",
+    "GroupNorm",
     "HuberLoss",
     "Identity",
     "L1Loss",
+    "LayerNorm",
+    "LeakyReLU",
     "Linear",
     "LogSoftmax",
     "MSELoss",
     "MaxPool2d",
+    "MaxUnpool2d",
     "Module",
+    "ModuleDict",
+    "ModuleList",
     "NLLLoss",
     "Parameter",
     "ReLU",
+    "RemovableHandle",
     "Sequential",
+    "SiLU",
     "Sigmoid",
     "Softmax",
     "Summary",

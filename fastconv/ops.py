@@ -22,6 +22,10 @@ from . import _kernels as kern
 from . import _numpy_kernels as npk
 from . import reference
 from ._kernels import dtype_of, kernels_for
+
+# The layer ops that live in their own files are here too (fastconv.ops.<name>).
+from ._ops_act import elu, gelu, leaky_relu, silu  # noqa: F401
+from ._ops_conv import conv_transpose2d  # noqa: F401
 from ._ops_loss import (  # the losses: their home is _ops_loss
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -30,6 +34,14 @@ from ._ops_loss import (  # the losses: their home is _ops_loss
     l1_loss,
     mse_loss,
     nll_loss,
+)
+from ._ops_norm import group_norm, layer_norm  # noqa: F401
+from ._ops_pool import (  # noqa: F401
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    max_pool2d_with_indices,
+    max_unpool2d,
+    pad,
 )
 from .tensor import Tensor, _make, _wrap
 
@@ -256,7 +268,11 @@ def batch_norm(
     In training, normalise with the batch mean and biased variance and update
     ``running_mean``/``running_var`` IN PLACE with the unbiased variance
     (``momentum`` None: cumulative average over ``num_batches_tracked``). In
-    evaluation, normalise with the running statistics.
+    evaluation, normalise with the running statistics; without them (None:
+    ``track_running_stats=False``) with the batch's, in either mode. An empty
+    batch gives an empty output and leaves the statistics as they are (only
+    ``num_batches_tracked`` counts it, as PyTorch's). ``weight`` and ``bias``
+    are each optional (``BatchNorm2d(bias=False)`` has a weight only).
     """
     dtype_of(
         "batch_norm",
@@ -270,16 +286,20 @@ def batch_norm(
     axes = npk.bn_axes(xd)
     batch_stats = training or running_mean is None
     if batch_stats:
-        n = xd.size // xd.shape[1]
-        if n <= 1:
+        n = xd.size // max(xd.shape[1], 1)
+        if n == 1:
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel in training, got {xd.shape}"
             )
-        mean = xd.mean(axis=axes)
-        var = xd.var(axis=axes)
-        if training and running_mean is not None:
-            if num_batches_tracked is not None:
-                num_batches_tracked += 1
+        if training and running_mean is not None and num_batches_tracked is not None:
+            num_batches_tracked += 1
+        if n == 0:  # an empty batch: an empty output; the statistics stay (PyTorch's)
+            C = xd.shape[1]
+            mean, var = np.zeros(C, xd.dtype), np.ones(C, xd.dtype)
+        else:
+            mean = xd.mean(axis=axes)
+            var = xd.var(axis=axes)
+        if training and running_mean is not None and n > 0:
             m = (1.0 / float(num_batches_tracked)) if momentum is None else momentum
             running_mean *= 1 - m
             running_mean += m * mean
@@ -292,7 +312,10 @@ def batch_norm(
     y, xhat, invstd = npk.batch_norm(xd, gamma, beta, mean, var, eps)
 
     def backward(g: np.ndarray) -> tuple:
-        dx, dgamma, dbeta = npk.batch_norm_backward(g, xhat, invstd, gamma, batch_stats)
+        if g.size == 0:  # an empty batch: zero parameter gradients (and no 0/0)
+            dx, dgamma, dbeta = g, np.zeros_like(invstd), np.zeros_like(invstd)
+        else:
+            dx, dgamma, dbeta = npk.batch_norm_backward(g, xhat, invstd, gamma, batch_stats)
         return (
             (dx,)
             + ((dgamma,) if weight is not None else ())

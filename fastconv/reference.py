@@ -31,17 +31,25 @@ Conventions
 
 Modules
 -------
-This module is the front of five private ones, split along the ops:
+This module is the front of private ones, split along the ops:
 ``_ref_shapes`` (output sizes, ``"same"`` padding and the
 ``ConvShape``/``PoolShape`` records: the Python shape rules, which
-``fastconv._shapes`` and the tests use too), ``_ref_conv``, ``_ref_pool``,
+``fastconv._shapes`` and the tests use too), ``_ref_conv``, ``_ref_convt``
+(transposed convolution), ``_ref_pool``, ``_ref_adaptive`` (adaptive pools),
 ``_ref_dense`` (linear, ReLU) and ``_ref_arrays`` (dtype and rank checks,
 window views, padding). Every public name is imported from here. None of them
 imports ``fastconv._core``. (They are flat modules, not a subpackage, because
 ``tools/valgrind.sh`` and ``tools/sanitize.sh`` stage ``fastconv/*.py`` only.)
 """
 
+from ._ref_adaptive import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_output_hw,
+)
 from ._ref_conv import conv2d, conv2d_backward
+from ._ref_convt import conv_transpose2d
 from ._ref_dense import linear, linear_backward, relu, relu_backward
 from ._ref_pool import (
     avg_pool2d,
@@ -55,6 +63,7 @@ from ._ref_shapes import (
     IntPair,
     conv2d_output_hw,
     conv2d_output_size,
+    conv_transpose2d_output_hw,
     pool2d_output_hw,
     pool2d_output_size,
     resolve_conv_padding,
@@ -63,6 +72,10 @@ from ._ref_shapes import (
 __all__ = [
     "ConvPadding",
     "IntPair",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_output_hw",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
@@ -70,6 +83,8 @@ __all__ = [
     "conv2d_max_pool2d",
     "conv2d_output_hw",
     "conv2d_output_size",
+    "conv_transpose2d",
+    "conv_transpose2d_output_hw",
     "linear",
     "linear_backward",
     "max_pool2d",

@@ -36,3 +36,15 @@ def torch_check(ours, theirs, x, rtol=2e-4, atol=2e-5, params=None, grad_seed=99
         params = [(p, tparams[k]) for k, p in ours.named_parameters()]
     for ours_p, theirs_p in params:
         np.testing.assert_allclose(ours_p.grad, theirs_p.grad.numpy(), rtol=rtol, atol=atol)
+
+
+def params_from_torch(ours, theirs):
+    """Copy every parameter and buffer of the torch module into ours, by name.
+
+    Our arrays keep their dtype; a parameter or buffer torch has and we do not
+    (or the reverse) fails the test, naming it.
+    """
+    theirs_state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
+    ours_state = ours.state_dict()
+    assert set(ours_state) == set(theirs_state), (sorted(ours_state), sorted(theirs_state))
+    ours.load_state_dict(theirs_state)

@@ -899,7 +899,7 @@ def test_sequential_container():
     assert len(seq) == 3 and isinstance(seq[0], nn.Linear) and isinstance(seq[-1], nn.Linear)
     assert len(seq[1:]) == 2
     assert [type(m).__name__ for m in seq] == ["Linear", "ReLU", "Linear"]
-    seq.append(nn.Softmax())
+    seq.append(nn.Softmax(dim=1))
     assert len(seq) == 4 and seq(np.ones((5, 4), np.float32)).shape == (5, 2)
     from collections import OrderedDict
 
