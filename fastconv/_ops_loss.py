@@ -329,6 +329,11 @@ def cross_entropy(
                 f"{op}: a target of the input's shape {z.shape} holds class probabilities and "
                 f"must be float32 or float64, got {np.asarray(target).dtype}"
             )
+        if ignore_index != -100:
+            raise ValueError(
+                f"{op}: ignore_index={ignore_index} applies to class labels, not to a target "
+                "of class probabilities"
+            )
         return _cross_entropy_soft(input, _float_target(op, input, target), w, reduction, eps)
     t, kept, tshape = _labels(op, z, target, ignore_index)
     logp, p = _log_softmax_rows(_rows(z))

@@ -360,6 +360,7 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
+            g = np.asarray(g)  # NumPy's 0-d arithmetic gives scalars; the kernels take arrays
             if node._backward is None:  # a leaf: accumulate
                 if node.grad is None:
                     node.grad = g.astype(node.data.dtype, order="C", copy=True)

@@ -38,25 +38,9 @@ from fastconv import Tensor, nn  # noqa: E402
 RTOL, ATOL = 1e-4, 2e-5
 
 
-_LOSS_OPTIONS = (
-    "the loss options of torch's CrossEntropyLoss that fastconv lacks yet: weight, "
-    "ignore_index, label_smoothing, probability targets, (N, C, d1, ...) and unbatched "
-    "inputs, reduction='none'"
-)
-
-#: class name -> (which of its samples fail today, why).
-KNOWN_GAPS = {
-    "CrossEntropyLoss": (lambda s: s.desc not in ("2d__mean", "2d__sum"), _LOSS_OPTIONS),
-    "MSELoss": (
-        lambda s: s.constructor_input.kwargs.get("reduction") == "none",
-        "reduction='none'",
-    ),
-    "L1Loss": (lambda s: s.constructor_input.kwargs.get("reduction") == "none", "reduction='none'"),
-    "ReLU": (
-        lambda s: s.desc == "scalar",
-        "0-d tensors: Tensor's mul backward hands relu_backward a NumPy scalar (tensor.py)",
-    ),
-}
+#: class name -> (a predicate picking its samples that fail today, why): they
+#: run as non-strict xfails. None today; keep the mechanism for new gaps.
+KNOWN_GAPS: dict = {}
 
 
 def _marks(name: str, sample) -> tuple:
@@ -226,8 +210,8 @@ def test_module_sample(sid, info, training, sample):
 @pytest.mark.parametrize("sid, info, err", ERROR_SAMPLES, ids=[s[0] for s in ERROR_SAMPLES])
 def test_module_error_sample(sid, info, err):
     sample = err.module_error_input
-    fwd = sample.forward_input
-    reason = _outside_contract(info.module_cls.__name__, tuple(fwd.args))
+    fwd = sample.forward_input  # None for a construction error
+    reason = fwd is not None and _outside_contract(info.module_cls.__name__, tuple(fwd.args))
     if reason:
         pytest.skip(reason)
     errors = (TypeError, ValueError, RuntimeError, IndexError)
@@ -237,5 +221,6 @@ def test_module_error_sample(sid, info, err):
     except errors:
         return  # raised at construction: as torch, or earlier than torch
     assert not on_construction, f"torch raises {err.error_type.__name__} at construction"
+    assert fwd is not None
     with pytest.raises(errors):
         ours(*_ours(tuple(fwd.args)), **_ours(dict(fwd.kwargs)))
