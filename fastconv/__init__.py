@@ -39,11 +39,15 @@ _core = _load_core()
 from . import data, models, nn, ops, optim, profiler, reference
 from ._config import get_num_threads, release_workspace, set_num_threads, show_config
 from .functional import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
     avg_pool2d,
     avg_pool2d_backward,
     conv2d,
     conv2d_backward,
     conv2d_max_pool2d,
+    conv_transpose2d,
     linear,
     linear_backward,
     max_pool2d,
@@ -57,11 +61,15 @@ __version__ = _core.__version__
 
 __all__ = [
     "Tensor",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
     "conv2d_backward",
     "conv2d_max_pool2d",
+    "conv_transpose2d",
     "data",
     "get_num_threads",
     "linear",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -106,7 +107,8 @@ def print_header(
     legend (what a cell holds, each strategy, the skipped ones and why)."""
 
     def p(line: str = "") -> None:
-        print(line, file=out)
+        # Long lines (several BLAS libraries loaded) wrap under the value column.
+        print(textwrap.fill(line, 119, subsequent_indent=" " * 9) if line else "", file=out)
 
     p(
         f"fastconv {env['fastconv_version']}  ISA {env['isa_active']} "
