@@ -11,10 +11,11 @@ dicts half way.
 
 import copy
 
-import fastconv.nn as nn
 from fastconv.nn.utils import clip_grad_norm_
-from fastconv.optim import AdamW
 from fastconv.optim.lr_scheduler import OneCycleLR
+
+import fastconv.nn as nn
+from fastconv.optim import AdamW
 
 
 class SmallNet(nn.Module):
