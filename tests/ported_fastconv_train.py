@@ -11,11 +11,10 @@ dicts half way.
 
 import copy
 
-from fastconv.nn.utils import clip_grad_norm_
-from fastconv.optim.lr_scheduler import OneCycleLR
-
 import fastconv.nn as nn
+from fastconv.nn.utils import clip_grad_norm_
 from fastconv.optim import AdamW
+from fastconv.optim.lr_scheduler import OneCycleLR
 
 
 class SmallNet(nn.Module):

@@ -698,7 +698,6 @@ def test_manual_seed_makes_construction_reproducible():
 
 def test_init_functions():
     import fastconv.nn.init as init2
-
     from fastconv.nn import init
 
     assert init is init2 is nn.init
