@@ -16,6 +16,7 @@ never dies with "Illegal instruction" on an older CPU.
 from __future__ import annotations
 
 import itertools
+import platform
 import re
 import shutil
 import subprocess
@@ -254,6 +255,9 @@ def _disassemble(path):
 
 
 @pytest.mark.skipif(OBJDUMP is None, reason="objdump is not installed")
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64"), reason="AVX exists on x86-64 only"
+)
 def test_extension_has_avx_only_in_isa_kernels():
     """In the built extension, AVX instructions appear only in functions of
     the fastconv::avx2 and fastconv::avx512 namespaces (the per-ISA
