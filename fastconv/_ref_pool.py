@@ -173,6 +173,31 @@ def max_pool2d(
     return y
 
 
+def _unpool_shape(
+    grad_output: np.ndarray, indices: np.ndarray, input_shape: Sequence[int]
+) -> tuple[int, int, int, int]:
+    """(N, C, H, W) of a max-pool backward, after checking that ``indices`` has
+    ``grad_output``'s shape, that both match ``input_shape`` in (N, C), and that
+    every index lies in ``[0, H*W)`` (``ValueError`` naming the shapes)."""
+    N, C, H, W = _input_shape(input_shape)
+    if indices.shape != grad_output.shape:
+        raise ValueError(
+            f"indices shape {indices.shape} differs from grad_output shape {grad_output.shape}"
+        )
+    if grad_output.shape[:2] != (N, C):
+        raise ValueError(
+            f"grad_output shape {grad_output.shape} does not match input_shape "
+            f"{(N, C, H, W)} in (N, C)"
+        )
+    plane = H * W
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= plane):
+        raise ValueError(
+            f"indices must lie in [0, H*W) = [0, {plane}) for input_shape {(N, C, H, W)}, "
+            f"got range [{int(indices.min())}, {int(indices.max())}]"
+        )
+    return N, C, H, W
+
+
 def max_pool2d_backward(
     grad_output: np.ndarray,
     indices: np.ndarray,
@@ -209,22 +234,8 @@ def max_pool2d_backward(
     indices = np.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"indices must be an integer array, got dtype {indices.dtype}")
-    N, C, H, W = _input_shape(input_shape)
-    if indices.shape != grad_output.shape:
-        raise ValueError(
-            f"indices shape {indices.shape} differs from grad_output shape {grad_output.shape}"
-        )
-    if grad_output.shape[:2] != (N, C):
-        raise ValueError(
-            f"grad_output shape {grad_output.shape} does not match input_shape "
-            f"{(N, C, H, W)} in (N, C)"
-        )
+    N, C, H, W = _unpool_shape(grad_output, indices, input_shape)
     plane = H * W
-    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= plane):
-        raise ValueError(
-            f"indices must lie in [0, H*W) = [0, {plane}) for input_shape {(N, C, H, W)}, "
-            f"got range [{int(indices.min())}, {int(indices.max())}]"
-        )
     grad_input = np.zeros((N * C, plane), dtype=grad_output.dtype)
     plane_offsets = np.arange(N * C, dtype=np.int64)[:, None] * plane
     pq = grad_output.shape[2] * grad_output.shape[3]

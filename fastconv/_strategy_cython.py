@@ -22,9 +22,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._config import get_num_threads
-from ._ref_arrays import _float_array, _input_shape
+from ._ref_arrays import _float_array
 from ._ref_conv import _conv_geometry
-from ._ref_pool import _pool_geometry
+from ._ref_pool import _pool_geometry, _unpool_shape
 from ._ref_shapes import ConvPadding, IntPair
 
 try:
@@ -175,21 +175,7 @@ def max_pool2d_backward(
             f"{op}: indices must have dtype int64, got {indices.dtype} "
             "(no silent casts; use .astype(np.int64))"
         )
-    N, C, H, W = _input_shape(input_shape)
-    if indices.shape != grad_output.shape:
-        raise ValueError(
-            f"indices shape {indices.shape} differs from grad_output shape {grad_output.shape}"
-        )
-    if grad_output.shape[:2] != (N, C):
-        raise ValueError(
-            f"grad_output shape {grad_output.shape} does not match input_shape "
-            f"{(N, C, H, W)} in (N, C)"
-        )
-    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= H * W):
-        raise ValueError(
-            f"indices must lie in [0, H*W) = [0, {H * W}) for input_shape {(N, C, H, W)}, "
-            f"got range [{int(indices.min())}, {int(indices.max())}]"
-        )
+    N, C, H, W = _unpool_shape(grad_output, indices, input_shape)
     grad_input = np.empty((N, C, H * W), dtype=np.float32)
     PQ = grad_output.shape[2] * grad_output.shape[3]
     ext.max_pool2d_backward(
